@@ -78,7 +78,7 @@ class FaceRig:
 
     `image`: the full original photo, (H, W, 3) uint8 RGB.
     `crop_box`: (x0, y0, x1, y1) integer box of the animated crop in `image` pixels
-        (may extend past the image border; the crop is padded by edge replication).
+        (always inside the image: shifted back in, clipped only when larger than the photo).
     `crop_image`: the crop resized to the working resolution, (h, w, 3) uint8 RGB,
         short side = min_resolution.
     `scale`: working pixels per original pixel (crop_image size / crop_box size).

@@ -1,0 +1,1 @@
+"""CLI sub-command adapters: each module exposes `register(subparsers)` for `mouthpiece.cli`."""

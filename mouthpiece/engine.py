@@ -1,0 +1,181 @@
+"""generate(): the one orchestration of a generation — validate → face → speech → motion → render → mux.
+
+Frames are streamed from the renderer to the encoder one at a time, so memory does not grow
+with the length of the audio.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mouthpiece import __version__
+from mouthpiece.face import build_rig
+from mouthpiece.media import VideoWriter, load_audio, load_image, sha256_file
+from mouthpiece.motion import build_track
+from mouthpiece.params import GenerationParams
+from mouthpiece.render import Renderer
+from mouthpiece.speech import align_transcript, frame_features, recognize_phonemes
+from mouthpiece.types import Audio, InputError, MotionTrack
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, float], None]  # (stage, fraction 0..1 of that stage)
+
+
+@dataclass
+class GenerationResult:
+    """What one generation produced; `to_json()` is the CLI's `--json` object (CONTRACT.md)."""
+
+    out: str
+    frames: int
+    fps: int
+    duration_s: float
+    audio_s: float
+    compute_s: float
+    resolution: tuple[int, int]
+    checkpoint: dict
+    params: dict
+    warnings: list[str]
+    timings_s: dict[str, float] = field(default_factory=dict)
+    phonemes: str = ""
+    av_offset_s: float = 0.0
+
+    def to_json(self) -> dict:
+        return {
+            "out": self.out,
+            "frames": self.frames,
+            "fps": self.fps,
+            "duration_s": round(self.duration_s, 4),
+            "audio_s": round(self.audio_s, 4),
+            "compute_s": round(self.compute_s, 3),
+            "rtf": round(self.compute_s / self.duration_s, 4),
+            "resolution": list(self.resolution),
+            "checkpoint": self.checkpoint,
+            "params": self.params,
+            "warnings": self.warnings,
+            "timings_s": {k: round(v, 3) for k, v in self.timings_s.items()},
+            "phoneme_source": self.phonemes,
+            "av_offset_s": round(self.av_offset_s, 4),
+        }
+
+
+def rules_checkpoint() -> dict:
+    """Identity of the built-in rule-based motion model: a digest of the motion stage's source."""
+    import mouthpiece.motion as motion_pkg
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(motion_pkg.__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return {"id": "builtin-rules", "version": __version__, "sha256": digest.hexdigest()}
+
+
+def _fit_audio(audio: Audio, n_samples: int) -> Audio:
+    """Pad with silence or trim so the analysis audio covers exactly the output duration."""
+    samples = audio.samples[:n_samples]
+    if len(samples) < n_samples:
+        samples = np.pad(samples, (0, n_samples - len(samples)))
+    return Audio(samples.astype(np.float32), audio.sample_rate)
+
+
+def generate(
+    image_path: str | Path,
+    audio_path: str | Path,
+    out_path: str | Path,
+    params: GenerationParams,
+    *,
+    motion_in: MotionTrack | None = None,
+    motion_out: str | Path | None = None,
+    progress: Progress | None = None,
+) -> GenerationResult:
+    """Animate the face in `image_path` to say `audio_path`; write an MP4 to `out_path`."""
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    report = progress or (lambda stage, fraction: None)
+
+    def lap(name: str, since: float) -> float:
+        now = time.perf_counter()
+        timings[name] = now - since
+        return now
+
+    # 1. validate inputs and parameters
+    params, warnings = params.validated()
+    image = load_image(image_path)
+    audio = load_audio(audio_path)
+    duration_s = params.resolve_duration(audio.duration_s)
+    n_frames = round(duration_s * params.fps)  # frames at fps
+    if n_frames < 1:
+        raise InputError(f"duration {duration_s:.3f} s gives no frame at {params.fps} fps")
+    t = lap("load", started)
+
+    # 2. face rig (landmarks, crop, working resolution)
+    report("face", 0.0)
+    rig = build_rig(image, face_index=params.face_index, expand_ratio=params.expand_ratio,
+                    min_resolution=params.min_resolution)
+    t = lap("face", t)
+
+    # 3. speech analysis → 4. motion track
+    report("speech", 0.0)
+    if motion_in is not None:
+        track = _check_track(motion_in, n_frames, params.fps)
+        source = "motion-in"
+    else:
+        analysis = _fit_audio(audio, round(duration_s * audio.sample_rate))
+        features = frame_features(analysis, params.fps, n_frames)
+        if params.transcript:
+            segments, source = align_transcript(analysis, params.transcript), "forced-alignment"
+        else:
+            segments, source = recognize_phonemes(analysis), "recognition"
+        t = lap("speech", t)
+        report("motion", 0.0)
+        track = build_track(
+            segments, features, n_frames=n_frames, fps=params.fps,
+            dynamic_scale=params.dynamic_scale, motion_scale=params.motion_scale,
+            inference_steps=params.inference_steps, seed=params.seed,
+            smoothing=params.smoothing, lip_sync_correction=params.lip_sync_correction,
+        )
+    if motion_out is not None:
+        track.save_json(motion_out)
+    t = lap("motion", t)
+
+    # 5. render, streamed into 6. the encoder (with the original audio muxed)
+    renderer = Renderer(rig, full_frame=params.full_frame)
+    with VideoWriter(out_path, params.fps, renderer.output_size, audio_path, duration_s) as writer:
+        for index, row in enumerate(track.values):
+            writer.write(renderer.render(row))
+            if index % 10 == 0:
+                report("render", index / n_frames)
+    report("render", 1.0)
+    lap("render+encode", t)
+
+    return GenerationResult(
+        out=str(out_path), frames=n_frames, fps=params.fps, duration_s=n_frames / params.fps,
+        audio_s=audio.duration_s, compute_s=time.perf_counter() - started,
+        resolution=tuple(renderer.output_size), checkpoint=rules_checkpoint(),
+        params=params.as_dict(), warnings=warnings, timings_s=timings, phonemes=source,
+        av_offset_s=float(track.meta.get("av_offset_s", 0.0)),
+    )
+
+
+def _check_track(track: MotionTrack, n_frames: int, fps: int) -> MotionTrack:
+    """A user-supplied track must match the output's frame rate and length."""
+    if abs(track.fps - fps) > 1e-6:
+        raise InputError(f"motion track is at {track.fps:g} fps but the output is at {fps} fps: "
+                         f"pass --fps {track.fps:g}")
+    if track.n_frames != n_frames:
+        raise InputError(f"motion track has {track.n_frames} frames, the output needs {n_frames}")
+    full = MotionTrack.zeros(n_frames, fps)
+    for name in track.channels:
+        full[name] = track[name]
+    return full.clipped()
+
+
+def input_digests(*paths: str | Path) -> list[str]:
+    """SHA-256 of each input file (for audit records and reproducibility checks)."""
+    return [sha256_file(p) for p in paths]

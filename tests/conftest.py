@@ -1,0 +1,58 @@
+"""Shared fixtures: real portraits shipped by packages and real synthesized speech."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SENTENCE = "Bob bought my big puppy a map. We met at the pool by the mall."
+
+
+@pytest.fixture(scope="session")
+def portrait_path() -> Path:
+    """Grace Hopper (matplotlib's sample data): one frontal face, closed mouth."""
+    import matplotlib.cbook as cbook
+
+    return Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+
+
+@pytest.fixture(scope="session")
+def astronaut_path(tmp_path_factory) -> Path:
+    """Eileen Collins (scikit-image's astronaut): one face, open smile."""
+    from PIL import Image
+    from skimage import data
+
+    path = tmp_path_factory.mktemp("img") / "astronaut.png"
+    Image.fromarray(data.astronaut()).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def festival_speech(tmp_path_factory):
+    """(wav path, text, phoneme segments with exact synthesizer timings)."""
+    from mouthpiece.speech.reference_tts import synthesize_with_timings
+
+    path = tmp_path_factory.mktemp("speech") / "speech.wav"
+    segments = synthesize_with_timings(SENTENCE, path)
+    return path, SENTENCE, segments
+
+
+@pytest.fixture(scope="session")
+def espeak_speech(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("speech") / "espeak.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(path), "Hello there, how are you today?"],
+                   check=True)
+    return path
+
+
+@pytest.fixture
+def noise_image(tmp_path) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "noise.png"
+    Image.fromarray(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)).save(path)
+    return path
