@@ -219,7 +219,9 @@ class MotionTrack:
 class AudioFeatures:
     """Per-video-frame acoustic measurements, computed once by `speech`, read by `motion`.
 
-    `fps`: frames per second of the series (the output video's fps).
+    `fps`: frames per second of the series (the output video's fps). Sample k summarises the
+        audio interval [k/fps, (k+1)/fps): its centre is (k + 0.5)/fps, half a frame after the
+        video frame time k/fps (motion.frame_series relies on this convention).
     `series`: name → (T,) float32. Keys provided by speech.features.frame_features:
         "loudness" (0..1, speech-normalised level), "voiced" (0..1 voicing probability),
         "speech" (0..1 speech-activity probability), "open" (0..1 acoustic openness estimate from

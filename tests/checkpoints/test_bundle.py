@@ -358,3 +358,25 @@ def test_checks_run_in_the_documented_order(tmp_path, signed_bundle, trust_dir, 
     refused("incompatible", verify_bundle, signed_bundle, trust_dir, architecture="other/1")  # 2.
     rewrite_manifest(signed_bundle, version="9.9.9")  # 1. signature
     refused("bad_signature", verify_bundle, signed_bundle, trust_dir, architecture="other/1")
+
+
+def test_weights_split_over_several_files(signed_bundle, trust_dir, keys):
+    from safetensors.torch import save
+
+    release_id = json.loads((signed_bundle / "manifest.json").read_bytes())["release_id"]
+    extra = save({"extra.scale": torch.arange(4.0)}, metadata={"release_id": release_id})
+    _resign(signed_bundle, keys["a"].private_path, **{"extra.safetensors": extra})
+    loaded = load_bundle(signed_bundle, trust_dir)
+    assert torch.equal(loaded.tensors["extra.scale"], torch.arange(4.0)) and "head.weight" in loaded.tensors
+
+    clash = save({"head.bias": torch.zeros(15)}, metadata={"release_id": release_id})
+    _resign(signed_bundle, keys["a"].private_path, **{"extra.safetensors": clash})
+    refused("bad_weights", load_bundle, signed_bundle, trust_dir)
+
+
+def test_weights_signed_by_a_trusted_key_still_cannot_mix_releases(signed_bundle, trust_dir, keys):
+    from safetensors.torch import save
+
+    foreign = save({"extra.scale": torch.ones(2)}, metadata={"release_id": str(uuid.uuid4())})
+    _resign(signed_bundle, keys["a"].private_path, **{"extra.safetensors": foreign})
+    refused("release_mismatch", load_bundle, signed_bundle, trust_dir)
