@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from mouthpiece import __version__
+from mouthpiece.checkpoints import AuditLog, audit_record
 from mouthpiece.face import build_rig
-from mouthpiece.media import VideoWriter, load_audio, load_image, sha256_file
+from mouthpiece.media import VideoWriter, load_audio, load_image
 from mouthpiece.motion import build_track
 from mouthpiece.params import GenerationParams
 from mouthpiece.render import Renderer
@@ -73,7 +74,8 @@ def rules_checkpoint() -> dict:
     digest = hashlib.sha256()
     for path in sorted(Path(motion_pkg.__file__).parent.glob("*.py")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return {"id": "builtin-rules", "version": __version__, "sha256": digest.hexdigest()}
+    return {"id": "builtin-rules", "version": __version__, "sha256": digest.hexdigest(),
+            "trusted": True}
 
 
 def _fit_audio(audio: Audio, n_samples: int) -> Audio:
@@ -93,8 +95,45 @@ def generate(
     motion_in: MotionTrack | None = None,
     motion_out: str | Path | None = None,
     progress: Progress | None = None,
+    audit_log: str | Path | None = None,
+    user: str | None = None,
 ) -> GenerationResult:
-    """Animate the face in `image_path` to say `audio_path`; write an MP4 to `out_path`."""
+    """Animate the face in `image_path` to say `audio_path`; write an MP4 to `out_path`.
+
+    With `audit_log`, one JSONL record is appended whether the generation succeeds or fails.
+    """
+    started = time.perf_counter()
+    try:
+        result = _generate(image_path, audio_path, out_path, params, motion_in=motion_in,
+                           motion_out=motion_out, progress=progress)
+    except Exception as exc:
+        if audit_log is not None:
+            _audit(audit_log, user, image_path, audio_path, None, params.as_dict(), None,
+                   time.perf_counter() - started, error=str(exc) or type(exc).__name__)
+        raise
+    if audit_log is not None:
+        _audit(audit_log, user, image_path, audio_path, out_path, result.params, result,
+               result.compute_s)
+    return result
+
+
+def _audit(path, user, image_path, audio_path, out_path, params, result, compute_s, error=None):
+    """Append the audit record of one generation (CONTRACT.md fields)."""
+    inputs = {name: Path(p) for name, p in (("image", image_path), ("audio", audio_path))
+              if Path(p).is_file()}
+    record = audit_record(
+        checkpoint=result.checkpoint if result else rules_checkpoint(), inputs=inputs,
+        audio_s=result.audio_s if result else None,
+        duration_s=params.get("duration"), params=params,
+        output=Path(out_path) if result else None, compute_s=round(compute_s, 3),
+        outcome="succeeded" if result else "failed", error=error,
+        warnings=result.warnings if result else (), user=user,
+    )
+    AuditLog(path).append(record)
+
+
+def _generate(image_path, audio_path, out_path, params: GenerationParams, *, motion_in, motion_out,
+              progress) -> GenerationResult:
     started = time.perf_counter()
     timings: dict[str, float] = {}
     report = progress or (lambda stage, fraction: None)
@@ -174,8 +213,3 @@ def _check_track(track: MotionTrack, n_frames: int, fps: int) -> MotionTrack:
     for name in track.channels:
         full[name] = track[name]
     return full.clipped()
-
-
-def input_digests(*paths: str | Path) -> list[str]:
-    """SHA-256 of each input file (for audit records and reproducibility checks)."""
-    return [sha256_file(p) for p in paths]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.container import InputContainer
 
 from mouthpiece.media.files import (
     AUDIO_CONTAINERS, check_input_file, describe_content, sniff_container,
@@ -34,7 +35,7 @@ _FIX = "export it as WAV, MP3, M4A, FLAC or OGG"
 
 
 @contextlib.contextmanager
-def open_audio(path: str | os.PathLike) -> Iterator[tuple[av.container.InputContainer, av.AudioStream]]:
+def open_audio(path: str | os.PathLike) -> Iterator[tuple[InputContainer, av.AudioStream]]:
     """Open the first audio stream of a speech file; every problem becomes an InputError."""
     path = check_input_file(path, "audio")
     fmt = sniff_container(path)
@@ -85,7 +86,8 @@ def load_audio(path: str | os.PathLike, max_duration_s: float = MAX_AUDIO_S) -> 
     max_samples = int(round(max_duration_s * SAMPLE_RATE))
     with open_audio(path) as (container, stream):
         declared = _declared_duration(container, stream)
-        exact = declared is not None and container.format.name.split(",")[0] in _EXACT_DURATION_CONTAINERS
+        fmt = container.format.name.split(",")[0]
+        exact = declared is not None and fmt in _EXACT_DURATION_CONTAINERS
         if exact and declared > max_duration_s + 0.5:
             raise _too_long(path, declared, max_duration_s)
         # (N,) float32 at 16 kHz, grown only when the declared length was an underestimate
@@ -96,14 +98,14 @@ def load_audio(path: str | os.PathLike, max_duration_s: float = MAX_AUDIO_S) -> 
             chunk = frame.to_ndarray().reshape(-1)  # (n,) mono, packed float
             # float/PCM inputs may hold out-of-range values; the Audio contract is [-1, 1]
             chunk = np.clip(np.nan_to_num(chunk, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
-            if n + len(chunk) > max_samples + SAMPLE_RATE // 2:
-                raise _too_long(path, (n + len(chunk)) / SAMPLE_RATE, max_duration_s)
+            if n + len(chunk) > max_samples + SAMPLE_RATE // 2:  # stop early, length unknown
+                raise _too_long(path, None, max_duration_s)
             if n + len(chunk) > len(buffer):
                 buffer = _grown(buffer, n, n + len(chunk))
             buffer[n:n + len(chunk)] = chunk
             n += len(chunk)
     if exact and 0 < n - declared * SAMPLE_RATE <= _MAX_CODEC_PADDING_S * SAMPLE_RATE:
-        n = int(round(declared * SAMPLE_RATE))  # drop encoder padding the header excludes (AAC in MP4)
+        n = int(round(declared * SAMPLE_RATE))  # drop codec padding past the stated end (AAC)
     if n == 0:
         raise InputError(f"audio file '{path.name}' contains no sound samples (0 s); {_FIX}")
     if n < MIN_AUDIO_S * SAMPLE_RATE:
@@ -119,7 +121,7 @@ def load_audio(path: str | os.PathLike, max_duration_s: float = MAX_AUDIO_S) -> 
 
 def iter_resampled(
     path: Path,
-    container: av.container.InputContainer,
+    container: InputContainer,
     stream: av.AudioStream,
     sample_format: str,
     layout: str,
@@ -127,10 +129,11 @@ def iter_resampled(
 ) -> Iterator[av.AudioFrame]:
     """Decode `stream` and yield its frames converted to (format, layout, rate).
 
-    Lost data (a scratch in an old MP3: packets the demuxer skips or the decoder rejects)
-    becomes silence of the same length, so the timeline never shifts; more than a few
-    undecodable packets, or any demuxing error, raises InputError. A mid-stream change of input format (chained OGG)
-    gets a fresh resampler."""
+    Lost data (a damaged stretch: packets the decoder rejects, or a gap in the timestamps)
+    becomes silence of the same length, so later speech keeps its time; more than a few
+    undecodable packets, or a demuxing error, raises InputError. A mid-stream change of
+    input format (chained OGG) gets a fresh resampler. The analysis audio (`load_audio`)
+    and the muxed track (`VideoWriter`) both come from here, so they always agree."""
     resampler, key, last = None, None, None
     good = bad = 0
     next_s = None  # seconds; where the next decoded frame should start
@@ -198,7 +201,7 @@ def _packet_time(packet: av.Packet) -> str:
     return f"{float(packet.pts * packet.time_base):.2f} s"
 
 
-def _declared_duration(container: av.container.InputContainer, stream: av.AudioStream) -> float | None:
+def _declared_duration(container: InputContainer, stream: av.AudioStream) -> float | None:
     """Seconds from the stream or container header, or None when neither states it."""
     if stream.duration is not None and stream.time_base is not None and stream.duration > 0:
         return float(stream.duration * stream.time_base)
@@ -207,7 +210,7 @@ def _declared_duration(container: av.container.InputContainer, stream: av.AudioS
     return None
 
 
-def _demuxed_duration(path: Path, container: av.container.InputContainer, stream: av.AudioStream) -> float:
+def _demuxed_duration(path: Path, container: InputContainer, stream: av.AudioStream) -> float:
     """Seconds covered by the packets of `stream` (no decoding)."""
     end = 0.0
     try:
@@ -232,8 +235,8 @@ def _damaged(path: Path, exc: Exception) -> InputError:
     )
 
 
-def _too_long(path: Path, duration_s: float, max_s: float) -> InputError:
+def _too_long(path: Path, duration_s: float | None, max_s: float) -> InputError:
+    length = "longer than" if duration_s is None else f"{duration_s:.1f} s long, over"
     return InputError(
-        f"audio file '{path.name}' is {duration_s:.1f} s long, over the {max_s:g} s limit; "
-        f"cut it into shorter parts"
+        f"audio file '{path.name}' is {length} the {max_s:g} s limit; cut it into shorter parts"
     )

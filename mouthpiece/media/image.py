@@ -52,7 +52,9 @@ def load_image(path: str | os.PathLike, max_pixels: int = MAX_IMAGE_PIXELS) -> n
             f"(it looks like {describe_content(path)}); {_FIX}"
         ) from exc
     except Image.DecompressionBombError as exc:
-        raise InputError(f"image file '{path.name}' is too large to decode safely; downscale it") from exc
+        raise InputError(
+            f"image file '{path.name}' is too large to decode safely; downscale it"
+        ) from exc
     except (OSError, SyntaxError, ValueError) as exc:
         if isinstance(exc, InputError):
             raise
@@ -86,7 +88,8 @@ def _to_srgb(img: Image.Image, icc: bytes) -> Image.Image:
     what the video is tagged as; an unusable profile leaves the pixels as they are."""
     try:
         source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-        return ImageCms.profileToProfile(img, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
+        srgb = ImageCms.createProfile("sRGB")
+        return ImageCms.profileToProfile(img, source, srgb, outputMode="RGB")
     except (ImageCms.PyCMSError, OSError, ValueError) as exc:
         log.warning("ignoring the image's colour profile (%s)", exc)
         return img

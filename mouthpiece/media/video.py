@@ -33,7 +33,8 @@ def probe_video(path: str | os.PathLike) -> dict:
                 if packet.stream.type == "video":
                     frames += 1
                 elif packet.pts is not None:
-                    audio_end = max(audio_end, float((packet.pts + packet.duration) * packet.time_base))
+                    end = (packet.pts + packet.duration) * packet.time_base
+                    audio_end = max(audio_end, float(end))
         except av.FFmpegError as exc:
             raise _damaged(Path(path), exc) from exc
         rate = video.average_rate or video.base_rate or video.guessed_rate

@@ -40,7 +40,9 @@ VIDEO_COLOR_TAGS = {"colorspace": 6, "color_primaries": 1, "color_trc": 1, "colo
 MUX_OPTIONS = {"movflags": "+faststart"}
 
 AUDIO_CODEC = "aac"
-AAC_SAMPLE_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
+AAC_SAMPLE_RATES = (
+    96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000,
+)
 AUDIO_FALLBACK_RATE = 48000  # Hz, when the source rate is not one AAC supports
 AUDIO_BITRATE_PER_CHANNEL = 96_000  # bits/s
 AUDIO_FRAME_SAMPLES = 1024  # AAC-LC frame size
@@ -139,14 +141,16 @@ class VideoWriter:
         if self._thread is None or self._closed:
             raise RuntimeError("VideoWriter is not open")
         width, height = self.size
-        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.shape != (height, width, 3):
+        expected = (height, width, 3)
+        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.shape != expected:
             raise ValueError(
                 f"frame must be a ({height}, {width}, 3) uint8 RGB array, got "
                 f"{getattr(frame, 'shape', type(frame))} {getattr(frame, 'dtype', '')}"
             )
         if self.frames_written >= self.n_frames:
             raise ValueError(
-                f"too many frames: {self.n_frames} expected for {self.duration_s:g} s at {self.fps} fps"
+                f"too many frames: {self.n_frames} expected for {self.duration_s:g} s "
+                f"at {self.fps} fps"
             )
         # Converting here doubles as the copy that frees the caller's buffer; (h * 3/2, w) I420
         yuv = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2YUV_I420)
@@ -270,7 +274,9 @@ class _AudioTrack:
         self._container = container
         self.total = int(round(duration_s * self.rate))  # samples in the output track
         self.written = 0  # samples encoded so far
-        self._source = iter_resampled(source, in_container, in_stream, "fltp", self.layout, self.rate)
+        self._source = iter_resampled(
+            source, in_container, in_stream, "fltp", self.layout, self.rate
+        )
         self._pending = np.zeros((self.channels, 0), np.float32)  # (C, n) decoded, not yet encoded
         self.source_samples = 0  # samples the source provided (before trim/pad)
 
@@ -290,7 +296,8 @@ class _AudioTrack:
         self.write_until(self.total / self.rate)
         self._container.mux(self.stream.encode(None))
         if self.source_samples < self.total:
-            log.info("audio padded with %.3f s of silence", (self.total - self.source_samples) / self.rate)
+            padding_s = (self.total - self.source_samples) / self.rate
+            log.info("audio padded with %.3f s of silence", padding_s)
         self.close_source()
 
     def close_source(self) -> None:

@@ -1,16 +1,19 @@
 """Dense image warp driven by landmark displacements, precomputed once per face.
 
-Two parts, added as forward displacement fields on the crop:
+Two forward displacement fields on the crop, both linear in what drives them:
 - expression (mouth, jaw, lids, brows): piecewise-linear interpolation of the landmark
-  displacements over a Delaunay mesh of the landmarks (inner-lip and eye contours densified so
-  the mesh follows them) closed by a ring of fixed points around the face. Precomputed as one
-  sparse (pixels × 468) matrix over the ring's bounding box only — nothing outside it moves.
-- head: the 3-D rigid motion of `FaceDeformer.frame.head_motion`, evaluated per pixel with a
-  depth map interpolated from the landmarks' z and weighted by a mask that is 1 on the head and
-  falls smoothly to 0 towards the neck, shoulders and crop border, so the border never moves
-  and the crop pastes back into the photo without a seam. Computed on a 4× coarser grid (it is
-  smooth) and upsampled.
-The backward map for `cv2.remap` solves src = x − d(src) by fixed-point iteration.
+  displacements over a Delaunay mesh of the landmarks (inner-lip and eye contours densified
+  so the mesh follows them), closed by a ring of fixed points around the face. Precomputed as
+  sparse (pixels × 468) matrices over the ring's bounding box only: nothing outside it moves.
+- head: the 3-D rigid motion of `HeadFrame.head_motion` per pixel, with a depth map
+  interpolated from the landmarks' z, weighted by a mask that is 1 on the head and falls
+  smoothly to 0 towards the neck, shoulders and crop border — so the border never moves and
+  the crop pastes back into the photo without a seam.
+
+`cv2.remap` needs the BACKWARD map (which source pixel each output pixel shows): solved by
+fixed-point iteration src = y − d(src). The fields are smooth, so the head is inverted on a 4×
+coarser grid and the expression on a 2× coarser one, then upsampled; only the mouth, where
+the lips tear apart, is solved at full resolution, separately for each lip (see `MouthSolver`).
 """
 
 from __future__ import annotations
@@ -25,9 +28,9 @@ from scipy.spatial import Delaunay
 
 from mouthpiece.render.deform import INNER_LIP_PAIRS, FaceDeformer
 from mouthpiece.topology import (
+    CHIN,
     FACE_OVAL,
     FOREHEAD,
-    CHIN,
     LEFT_EYE_LOWER,
     LEFT_EYE_UPPER,
     LIPS_INNER_LOWER,
@@ -40,12 +43,14 @@ from mouthpiece.types import N_LANDMARKS
 
 log = logging.getLogger(__name__)
 
-COARSE = 4  # head field grid step, crop px
-MIN_LIP_GAP = 1.0  # px: closed lips are split this far apart in the mesh so both lips stay vertices
-RING_SCALE = 1.35  # fixed ring around the face, × face-oval radius (more below the chin)
+HEAD_STEP = 4  # head field grid step, crop px
+EXPR_STEP = 2  # expression field grid step outside the mouth, crop px
+MIN_LIP_GAP = 1.0  # px: closed lips are split this far apart in the mesh so both stay vertices
+RING_SCALE = 1.3  # fixed ring around the face, × face-oval radius (more below the chin)
 RING_SCALE_CHIN = 1.6
 _DENSIFIED = (LIPS_INNER_UPPER, LIPS_INNER_LOWER, RIGHT_EYE_UPPER, RIGHT_EYE_LOWER,
               LEFT_EYE_UPPER, LEFT_EYE_LOWER)
+_NO_BOX = (0, 0, 0, 0)
 
 
 def _smoothstep(x: np.ndarray) -> np.ndarray:
@@ -53,24 +58,57 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
     return t * t * (3 - 2 * t)
 
 
+def _sorted(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(xs)
+    return xs[order], ys[order]
+
+
+def _cell_centres(n_cells: int, n_px: int) -> np.ndarray:
+    """Crop-px centres of `n_cells` cells covering `n_px` pixels, as cv2.resize places them."""
+    return (np.arange(n_cells) + 0.5) * (n_px / n_cells) - 0.5
+
+
+def _barycentric_matrix(tri: Delaunay, pix: np.ndarray) -> sparse.csr_matrix:
+    """(n, V) weights interpolating mesh vertices at points `pix` (0 outside the mesh)."""
+    simplex = tri.find_simplex(pix)
+    inside = simplex >= 0
+    trans = tri.transform[simplex[inside]]  # (m, 3, 2)
+    b2 = np.einsum("mij,mj->mi", trans[:, :2], pix[inside] - trans[:, 2])
+    bary = np.c_[b2, 1 - b2.sum(axis=1)]  # (m, 3)
+    rows = np.repeat(np.flatnonzero(inside), 3)
+    cols = tri.simplices[simplex[inside]].ravel()
+    return sparse.csr_matrix((bary.ravel(), (rows, cols)), shape=(len(pix), tri.npoints))
+
+
+def _remap(field: np.ndarray, coords: np.ndarray) -> np.ndarray:
+    """Bilinear samples of `field` at (…, 2) index coordinates; zero outside."""
+    return cv2.remap(field, coords, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                     borderValue=0)
+
+
 class FaceWarp:
     """Precomputed warp of one crop. `backward_map` turns landmark displacements and a head
-    motion into remap coordinates over `region` (y0, y1, x0, x1) of the crop."""
+    motion into remap coordinates for a region of the crop."""
 
     def __init__(self, deformer: FaceDeformer, size: tuple[int, int]):
         self.width, self.height = size
         points = deformer.points  # (468, 3) crop px
         self.frame = deformer.frame
+        self.rest_xy = points[:, :2].astype(np.float32)
         vertices, mixing = self._mesh_vertices(points[:, :2])
-        self._build_local(vertices, mixing)
+        self._mesh = Delaunay(vertices)
+        if len(getattr(self._mesh, "coplanar", [])):
+            log.warning("%d landmarks coincide and were left out of the warp mesh",
+                        len(self._mesh.coplanar))
+        self._mixing = mixing  # (V, 468)
+        self._build_local(vertices)
         self._build_head(points)
-        self._build_lip_split(points)
-        self._mouth_rest_xy = points[:, :2].astype(np.float32)
+        self.mouth = MouthSolver(self, points)
         ly0, ly1, lx0, lx1 = self.local_box
         hy0, hy1, hx0, hx1 = self.head_box
         self.region = (min(ly0, hy0), max(ly1, hy1), min(lx0, hx0), max(lx1, hx1))
         ys, xs = np.mgrid[0:self.height, 0:self.width].astype(np.float32)
-        self._grid = np.dstack([xs, ys])  # (h, w, 2) pixel coordinates
+        self.grid = np.dstack([xs, ys])  # (h, w, 2) pixel coordinates
 
     # ---- precomputation ---------------------------------------------------------------------
     def _mesh_vertices(self, xy: np.ndarray) -> tuple[np.ndarray, sparse.csr_matrix]:
@@ -100,55 +138,41 @@ class FaceWarp:
         scale = np.where(chin_side, RING_SCALE_CHIN, RING_SCALE)[:, None]
         ring = centre + scale * (oval - centre)
         ring = np.clip(ring, [0, 0], [self.width - 1, self.height - 1])
+        self._ring = ring
         rows.append(sparse.csr_matrix((len(ring), N_LANDMARKS)))
         vertices = np.vstack([xy, np.array(extra), ring])
         return vertices, sparse.vstack(rows, format="csr")
 
-    def _build_local(self, vertices: np.ndarray, mixing: sparse.csr_matrix) -> None:
-        tri = Delaunay(vertices)
-        if len(getattr(tri, "coplanar", [])):
-            log.warning("%d landmarks coincide and were left out of the warp mesh",
-                        len(tri.coplanar))
-        ring_start = vertices.shape[0] - len(FACE_OVAL)
-        lo = np.floor(vertices[ring_start:].min(axis=0)).astype(int)
-        hi = np.ceil(vertices[ring_start:].max(axis=0)).astype(int) + 1
-        x0, y0 = np.maximum(lo, 0)
-        x1, y1 = min(hi[0], self.width), min(hi[1], self.height)
+    def field_matrix(self, xs: np.ndarray, ys: np.ndarray) -> sparse.csr_matrix:
+        """(n, 468) sparse matrix: landmark offsets → expression displacement at the points."""
+        pix = np.c_[np.ravel(xs), np.ravel(ys)].astype(np.float64)
+        return (_barycentric_matrix(self._mesh, pix) @ self._mixing).astype(np.float32).tocsr()
+
+    def _build_local(self, vertices: np.ndarray) -> None:
+        # The local box, aligned to the coarse grid so coarse cells tile it exactly.
+        lo = np.floor(self._ring.min(axis=0)).astype(int)
+        hi = np.ceil(self._ring.max(axis=0)).astype(int) + 1
+        s = EXPR_STEP
+        x0, y0 = (np.maximum(lo, 0) // s) * s
+        x1 = min(-(-hi[0] // s) * s, self.width - self.width % s)
+        y1 = min(-(-hi[1] // s) * s, self.height - self.height % s)
         self.local_box = (int(y0), int(y1), int(x0), int(x1))
-        ys, xs = np.mgrid[y0:y1, x0:x1]
-        pix = np.c_[xs.ravel(), ys.ravel()].astype(np.float64)  # (n, 2)
-        simplex = tri.find_simplex(pix)
-        inside = simplex >= 0
-        trans = tri.transform[simplex[inside]]  # (m, 3, 2)
-        bary2 = np.einsum("mij,mj->mi", trans[:, :2], pix[inside] - trans[:, 2])
-        bary = np.c_[bary2, 1 - bary2.sum(axis=1)]  # (m, 3)
-        verts = tri.simplices[simplex[inside]]  # (m, 3)
-        rows = np.repeat(np.flatnonzero(inside), 3)
-        weights = sparse.csr_matrix(
-            (bary.ravel(), (rows, verts.ravel())), shape=(len(pix), vertices.shape[0]))
-        self._local_matrix = (weights @ mixing).astype(np.float32).tocsr()  # (n, 468)
-        self._local_shape = (int(y1 - y0), int(x1 - x0))
-        self.triangles = tri.simplices
-        self.vertices = vertices
+        self._local_coarse_shape = ((y1 - y0) // s, (x1 - x0) // s)
+        ys, xs = np.mgrid[0:self._local_coarse_shape[0], 0:self._local_coarse_shape[1]]
+        cx = x0 + xs * s + (s - 1) / 2
+        cy = y0 + ys * s + (s - 1) / 2
+        self._local_matrix = self.field_matrix(cx, cy)  # (n_coarse, 468)
+        self._local_coarse_grid = np.dstack([cx, cy]).astype(np.float32)
 
     def _build_head(self, points: np.ndarray) -> None:
         h, w = self.height, self.width
-        hc, wc = -(-h // COARSE), -(-w // COARSE)
-        # Centres of the coarse cells in crop px, the way cv2.resize places them.
-        cx = (np.arange(wc) + 0.5) * (w / wc) - 0.5
-        cy = (np.arange(hc) + 0.5) * (h / hc) - 0.5
-        gx, gy = np.meshgrid(cx, cy)
-        # Depth: landmarks' z inside the face, extended outwards, smoothed.
-        tri = Delaunay(points[:, :2])
-        simplex = tri.find_simplex(np.c_[gx.ravel(), gy.ravel()])
+        hc, wc = -(-h // HEAD_STEP), -(-w // HEAD_STEP)
+        gx, gy = np.meshgrid(_cell_centres(wc, w), _cell_centres(hc, h))
+        # Depth: the landmarks' z inside the face, continued outwards, smoothed.
         pix = np.c_[gx.ravel(), gy.ravel()]
-        z = np.full(pix.shape[0], np.nan)
-        ok = simplex >= 0
-        trans = tri.transform[simplex[ok]]
-        b2 = np.einsum("mij,mj->mi", trans[:, :2], pix[ok] - trans[:, 2])
-        bary = np.c_[b2, 1 - b2.sum(axis=1)]
-        z[ok] = (bary * points[tri.simplices[simplex[ok]], 2]).sum(axis=1)
-        z = z.reshape(hc, wc)
+        weights = _barycentric_matrix(Delaunay(points[:, :2]), pix)
+        inside = np.asarray(weights.sum(axis=1)).ravel() > 0.5
+        z = np.where(inside, weights @ points[:, 2], np.nan).reshape(hc, wc)
         missing = np.isnan(z)
         if missing.any():
             idx = ndimage.distance_transform_edt(missing, return_distances=False,
@@ -157,193 +181,206 @@ class FaceWarp:
         unit_c = self.frame.unit / (w / wc)
         z = ndimage.gaussian_filter(z, sigma=max(0.08 * unit_c, 0.5))
 
-        # Head mask in 2-D face coordinates (u across, v down, inter-ocular units).
+        # Head mask in 2-D face coordinates (u across, v down, inter-ocular units): an
+        # ellipse from just under the chin to the top of the skull, soft edge, 0 at the border.
         ax = self.frame.axes[:2, :2] * self.frame.unit  # columns: head x, y in px
-        uv = np.linalg.solve(ax, np.stack([gx.ravel(), gy.ravel()]) - self.frame.origin[:2, None])
-        u, v = uv[0].reshape(hc, wc), uv[1].reshape(hc, wc)
-        face_uv = np.linalg.solve(ax, (points[list(FACE_OVAL), :2] - self.frame.origin[:2]).T)
-        u_mid = (face_uv[0].min() + face_uv[0].max()) / 2
-        half_w = (face_uv[0].max() - face_uv[0].min()) / 2 * 1.3
-        chin_uv = np.linalg.solve(ax, points[CHIN, :2] - self.frame.origin[:2])
-        top_uv = np.linalg.solve(ax, points[FOREHEAD, :2] - self.frame.origin[:2])
-        v_low, v_top = chin_uv[1] + 0.08, top_uv[1] - 0.9
+        origin = self.frame.origin[:2]
+        u, v = np.linalg.solve(ax, pix.T - origin[:, None]).reshape(2, hc, wc)
+        face = np.linalg.solve(ax, (points[list(FACE_OVAL), :2] - origin).T)
+        u_mid = (face[0].min() + face[0].max()) / 2
+        half_w = (face[0].max() - face[0].min()) / 2 * 1.3
+        v_low = np.linalg.solve(ax, points[CHIN, :2] - origin)[1] + 0.08
+        v_top = np.linalg.solve(ax, points[FOREHEAD, :2] - origin)[1] - 0.9
         v_mid, half_h = (v_low + v_top) / 2, (v_low - v_top) / 2
         r = np.hypot((u - u_mid) / half_w, (v - v_mid) / half_h)
         mask = 1.0 - _smoothstep((r - 1.0) / 0.45)
         border = np.minimum.reduce([gx, gy, (w - 1) - gx, (h - 1) - gy]) / min(h, w)
         mask *= _smoothstep((border - 0.02) / 0.08)
         self._head_mask = mask.astype(np.float32)  # (hc, wc)
+        self._head_depth = z.astype(np.float32)
         self._head_planes = np.stack([gx, gy, z, np.ones_like(gx)]).astype(np.float32)
         support = np.argwhere(mask > 0)
         if len(support):
-            (ry0, rx0), (ry1, rx1) = support.min(0), support.max(0) + 1
-            self.head_box = (int(max(ry0 - 1, 0) * h / hc), int(min((ry1 + 1) * h / hc, h)),
-                             int(max(rx0 - 1, 0) * w / wc), int(min((rx1 + 1) * w / wc, w)))
+            (ry0, rx0), (ry1, rx1) = support.min(0) - 1, support.max(0) + 2
+            self.head_box = (max(int(ry0 * h / hc), 0), min(int(np.ceil(ry1 * h / hc)), h),
+                             max(int(rx0 * w / wc), 0), min(int(np.ceil(rx1 * w / wc)), w))
         else:
             self.head_box = self.local_box
-        self._depth_coarse = z.astype(np.float32)
-
-    def _build_lip_split(self, points: np.ndarray) -> None:
-        """Index maps that make two tear-free versions of the expression field around the
-        mouth: `low` continues the lower lip's displacement up across the lip line, `up`
-        continues the upper lip's down. Output pixels below the deformed lip line invert the
-        first, the others the second, so the fixed-point iteration never has to cross the tear
-        that opens between the lips (where it would oscillate)."""
-        xy = points[:, :2].astype(np.float64)
-        ex = self.frame.axes[:2, 0] / np.linalg.norm(self.frame.axes[:2, 0])
-        ey = np.array([-ex[1], ex[0]])
-        right, left = xy[INNER_LIP_PAIRS[0][0]], xy[INNER_LIP_PAIRS[-1][0]]
-        self._mouth_centre = (right + left) / 2
-        self._mouth_axes = (ex, ey)
-        half = float(np.linalg.norm(left - right)) / 2
-        self._mouth_half = max(half, 1.0)
-        up = np.array([u for u, _ in INNER_LIP_PAIRS])
-        lo = np.array([low for _, low in INNER_LIP_PAIRS])
-        self._pair_up, self._pair_lo = up, lo
-        outer = xy[list(LIPS_OUTER)]
-        unit = self.frame.unit
-        by0, by1, bx0, bx1 = self.local_box
-        mx0 = int(max(np.floor(outer[:, 0].min() - 0.15 * unit), bx0))
-        mx1 = int(min(np.ceil(outer[:, 0].max() + 0.15 * unit), bx1))
-        my0 = int(max(np.floor(outer[:, 1].min() - 0.12 * unit), by0))
-        my1 = int(min(np.ceil(outer[:, 1].max() + 0.45 * unit), by1))
-        self.mouth_box = (my0, my1, mx0, mx1)
-        ys, xs = np.mgrid[my0:my1, mx0:mx1].astype(np.float64)
-        u, v = self._mouth_coords(xs, ys)
-        self._mouth_uv = (u.astype(np.float32), v.astype(np.float32))
-        cu_up, cv_up = self._mouth_coords(xy[up, 0], xy[up, 1])
-        cu_lo, cv_lo = self._mouth_coords(xy[lo, 0], xy[lo, 1])
-        v_up = np.interp(u, *_sorted(cu_up, cv_up))
-        v_lo = np.interp(u, *_sorted(cu_lo, cv_lo))
-        span = np.abs(u) <= 1.0
-        wB = self._local_shape[1]
-
-        def flat_index(px: np.ndarray, py: np.ndarray) -> np.ndarray:
-            cx = np.clip(np.round(px), bx0, bx1 - 1).astype(np.int64) - bx0
-            cy = np.clip(np.round(py), by0, by1 - 1).astype(np.int64) - by0
-            return cy * wB + cx
-
-        here = flat_index(xs, ys)
-        # low: pixels above the lower lip's inner edge take the value 1 px below it.
-        sel = span & (v < v_lo + 0.5)
-        tx = xs + (v_lo + 1.0 - v) * ey[0]
-        ty = ys + (v_lo + 1.0 - v) * ey[1]
-        self._low_dst, self._low_src = here[sel], flat_index(tx, ty)[sel]
-        sel = span & (v > v_up - 0.5)
-        tx = xs + (v_up - 1.0 - v) * ey[0]
-        ty = ys + (v_up - 1.0 - v) * ey[1]
-        self._up_dst, self._up_src = here[sel], flat_index(tx, ty)[sel]
-
-    def _mouth_coords(self, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        ex, ey = self._mouth_axes
-        rx, ry = xs - self._mouth_centre[0], ys - self._mouth_centre[1]
-        return (rx * ex[0] + ry * ex[1]) / self._mouth_half, rx * ey[0] + ry * ey[1]
 
     # ---- per frame --------------------------------------------------------------------------
-    def head_backward(self, matrix: np.ndarray, offset: np.ndarray,
-                      iterations: int = 3) -> np.ndarray:
-        """(hc, wc, 2) coarse BACKWARD displacement of the head motion: output pixel y shows
-        the photo at y − b(y). Solved on the coarse grid, where it is cheap."""
+    def head_displacement_at(self, xy: np.ndarray, matrix: np.ndarray,
+                             offset: np.ndarray) -> np.ndarray:
+        """(N, 2) forward head displacement at crop points `xy` — the field the warp uses."""
+        hc, wc = self._head_mask.shape
+        coords = np.stack([(xy[:, 1] + 0.5) * (hc / self.height) - 0.5,
+                           (xy[:, 0] + 0.5) * (wc / self.width) - 0.5])
+        mask = ndimage.map_coordinates(self._head_mask, coords, order=1, mode="nearest")
+        z = ndimage.map_coordinates(self._head_depth, coords, order=1, mode="nearest")
+        p = np.c_[xy, z]
+        return ((p @ matrix.T + offset)[:, :2] - xy) * mask[:, None]
+
+    def _head_backward(self, matrix: np.ndarray, offset: np.ndarray,
+                       iterations: int = 3) -> np.ndarray:
+        """(hc, wc, 2) coarse backward displacement of the head: output y shows y − b(y)."""
         coeff = np.c_[matrix[:2] - np.eye(3)[:2], offset[:2]].astype(np.float32)  # (2, 4)
         forward = np.einsum("ck,kyx->yxc", coeff, self._head_planes)
         forward *= self._head_mask[..., None]  # (hc, wc, 2) px
         hc, wc = self._head_mask.shape
-        sx, sy = wc / self.width, hc / self.height  # coarse cells per px
-        gx = self._head_planes[0]
-        gy = self._head_planes[1]
-        back = forward.copy()
+        cells = self._head_planes[:2].transpose(1, 2, 0)  # (hc, wc, 2) crop px
+        scale = np.array([wc / self.width, hc / self.height], np.float32)
+        back = forward
         for _ in range(iterations):
-            # sample the forward field at y − back(y), in coarse cell coordinates
-            mx = (gx - back[..., 0] + 0.5) * sx - 0.5
-            my = (gy - back[..., 1] + 0.5) * sy - 0.5
-            back = cv2.remap(forward, mx, my, cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            back = _remap(forward, (cells - back + 0.5) * scale - 0.5)
         return back
 
-    def head_displacement_at(self, xy: np.ndarray, matrix: np.ndarray,
-                             offset: np.ndarray) -> np.ndarray:
-        """(N, 2) forward head displacement at crop points `xy` — the field the warp uses."""
-        h, w = self.height, self.width
-        hc, wc = self._head_mask.shape
-        cx = (xy[:, 0] + 0.5) * (wc / w) - 0.5
-        cy = (xy[:, 1] + 0.5) * (hc / h) - 0.5
-        coords = np.stack([cy, cx])
-        mask = ndimage.map_coordinates(self._head_mask, coords, order=1, mode="nearest")
-        z = ndimage.map_coordinates(self._depth_coarse, coords, order=1, mode="nearest")
-        p = np.c_[xy, z]
-        return ((p @ matrix.T + offset)[:, :2] - xy) * mask[:, None]
-
-    def local_field(self, landmark_offsets: np.ndarray) -> np.ndarray:
-        """(hB, wB, 2) forward displacement of the expression inside `local_box`."""
-        d = self._local_matrix @ landmark_offsets.astype(np.float32)  # (n, 2)
-        return d.reshape(*self._local_shape, 2)
-
-    def expression_backward(self, landmark_offsets: np.ndarray,
-                            iterations: int = 2) -> np.ndarray:
-        """(hB, wB, 2) absolute source coordinates for the pixels of `local_box` under the
-        expression warp alone (fixed-point iteration; lips split, see `_build_lip_split`)."""
-        by0, by1, bx0, bx1 = self.local_box
-        field = self.local_field(landmark_offsets)
-        grid = self._grid[by0:by1, bx0:bx1]
-        origin = np.array([bx0, by0], np.float32)
-        src = grid - field
-        for _ in range(iterations - 1):
-            sampled = cv2.remap(field, src - origin, None, cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-            src = grid - sampled
-
-        # Around the mouth: invert the tear-free field of the lip each pixel belongs to.
-        flat = field.reshape(-1, 2)
-        low = field.copy()
-        low.reshape(-1, 2)[self._low_dst] = flat[self._low_src]
-        upp = field.copy()
-        upp.reshape(-1, 2)[self._up_dst] = flat[self._up_src]
-        my0, my1, mx0, mx1 = self.mouth_box
-        deformed = self._mouth_rest_xy + landmark_offsets[:, :2]
-        cu, cv = self._mouth_coords(deformed[:, 0], deformed[:, 1])
-        mid_u = (cu[self._pair_up] + cu[self._pair_lo]) / 2
-        mid_v = (cv[self._pair_up] + cv[self._pair_lo]) / 2
-        u, v = self._mouth_uv
-        below = (v > np.interp(u, *_sorted(mid_u, mid_v)))[..., None]
-        ry0, ry1, rx0, rx1 = my0 - by0, my1 - by0, mx0 - bx0, mx1 - bx0
-        q = grid[ry0:ry1, rx0:rx1]
-        msrc = q - np.where(below, low[ry0:ry1, rx0:rx1], upp[ry0:ry1, rx0:rx1])
+    def _expression_backward(self, offsets: np.ndarray, iterations: int = 2) -> np.ndarray:
+        """(hL, wL, 2) coarse backward displacement of the expression over `local_box`."""
+        field = (self._local_matrix @ offsets).reshape(*self._local_coarse_shape, 2)
+        y0, _, x0, _ = self.local_box
+        s = EXPR_STEP
+        to_cells = self._local_coarse_grid - np.array([x0, y0], np.float32)
+        to_cells = (to_cells - (s - 1) / 2) / s  # coarse index of each cell centre
+        back = field
         for _ in range(iterations):
-            lm = msrc - origin
-            s_low = cv2.remap(low, lm, None, cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-            s_up = cv2.remap(upp, lm, None, cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-            msrc = q - np.where(below, s_low, s_up)
-        src[ry0:ry1, rx0:rx1] = msrc
-        return src
+            back = _remap(field, to_cells - back / s)
+        return back
 
-    def backward_map(self, landmark_offsets: np.ndarray | None,
+    def backward_map(self, offsets: np.ndarray | None,
                      head: tuple[np.ndarray, np.ndarray] | None
                      ) -> tuple[tuple[int, int, int, int], np.ndarray]:
         """Remap coordinates (absolute crop px) for the pixels of a region of the crop.
 
-        `landmark_offsets`: (468, 2) expression displacements in px, or None.
+        `offsets`: (468, 2) expression displacements in px, or None.
         `head`: (matrix, offset) from `HeadFrame.head_motion`, or None for a still head.
         Returns (region (y0, y1, x0, x1), map (rh, rw, 2) float32)."""
-        by0, by1, bx0, bx1 = self.local_box
-        expr = None if landmark_offsets is None else self.expression_backward(landmark_offsets)
+        offsets = None if offsets is None else np.ascontiguousarray(offsets, np.float32)
+        ly0, ly1, lx0, lx1 = self.local_box
         if head is None:
-            return self.local_box, expr
-        y0, y1, x0, x1 = region = self.region
-        back = self.head_backward(*head)
-        back_full = cv2.resize(back, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
-        q = self._grid[y0:y1, x0:x1] - back_full[y0:y1, x0:x1]  # expression-space points
-        if expr is not None:
-            # Compose: the expression's backward displacement, sampled where q falls.
-            disp = self._grid[by0:by1, bx0:bx1] - expr
-            origin = np.array([bx0, by0], np.float32)
-            sampled = cv2.remap(disp, q - origin, None, cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-            q -= sampled
-        return region, q
+            region = self.local_box
+            back = cv2.resize(self._expression_backward(offsets), (lx1 - lx0, ly1 - ly0),
+                              interpolation=cv2.INTER_LINEAR)
+            head_full = None
+        else:
+            region = self.region
+            y0, y1, x0, x1 = region
+            coarse = self._head_backward(*head)
+            head_full = cv2.resize(coarse, (self.width, self.height),
+                                   interpolation=cv2.INTER_LINEAR)
+            back = head_full[y0:y1, x0:x1].copy()
+            if offsets is not None:
+                # Compose: the expression's backward displacement where y − b_head(y) falls.
+                expr = self._expression_backward(offsets)
+                s = EXPR_STEP
+                cells = (self.grid[y0:y1, x0:x1] - back
+                         - np.array([lx0, ly0], np.float32) - (s - 1) / 2) / s
+                back += _remap(expr, cells)
+        y0, y1, x0, x1 = region
+        src = self.grid[y0:y1, x0:x1] - back
+        if offsets is not None:
+            self.mouth.solve(src, region, offsets, head_full)
+        return region, src
 
 
-def _sorted(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    order = np.argsort(xs)
-    return xs[order], ys[order]
+class MouthSolver:
+    """Full-resolution backward map around the mouth, where the lips tear apart.
+
+    Two tear-free versions of the expression field: `low` continues the lower lip's
+    displacement up across the lip line, `up` continues the upper lip's down. Output pixels
+    below the deformed lip line invert the first, the others the second, so the fixed-point
+    iteration never has to cross the tear (where it would oscillate)."""
+
+    def __init__(self, warp: FaceWarp, points: np.ndarray):
+        xy = points[:, :2].astype(np.float64)
+        unit = warp.frame.unit
+        ex = warp.frame.axes[:2, 0] / np.linalg.norm(warp.frame.axes[:2, 0])
+        self.axes = (ex, np.array([-ex[1], ex[0]]))  # along the mouth, down the face
+        right, left = xy[INNER_LIP_PAIRS[0][0]], xy[INNER_LIP_PAIRS[-1][0]]
+        self.centre = (right + left) / 2
+        self.half = max(float(np.linalg.norm(left - right)) / 2, 1.0)
+        self.pair_up = np.array([u for u, _ in INNER_LIP_PAIRS])
+        self.pair_lo = np.array([low for _, low in INNER_LIP_PAIRS])
+        self.rest_xy = warp.rest_xy
+        outer = xy[list(LIPS_OUTER)]
+        by0, by1, bx0, bx1 = warp.local_box
+        # Source box: the lips and where the jaw can take them.
+        x0 = int(max(np.floor(outer[:, 0].min() - 0.15 * unit), bx0))
+        x1 = int(min(np.ceil(outer[:, 0].max() + 0.15 * unit), bx1))
+        y0 = int(max(np.floor(outer[:, 1].min() - 0.12 * unit), by0))
+        y1 = int(min(np.ceil(outer[:, 1].max() + 0.45 * unit), by1))
+        self.box = (y0, y1, x0, x1)
+        self.size = (width, height) = (x1 - x0, y1 - y0)
+        self.crop_size = (warp.width, warp.height)
+        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
+        self.matrix = warp.field_matrix(xs, ys)  # (n, 468)
+        u, v = self.mouth_coords(xs, ys)
+        cu, cv = self.mouth_coords(xy[self.pair_up, 0], xy[self.pair_up, 1])
+        v_up = np.interp(u, *_sorted(cu, cv))
+        cu, cv = self.mouth_coords(xy[self.pair_lo, 0], xy[self.pair_lo, 1])
+        v_lo = np.interp(u, *_sorted(cu, cv))
+        span = np.abs(u) <= 1.0
+        ey = self.axes[1]
+
+        def flat_index(px: np.ndarray, py: np.ndarray) -> np.ndarray:
+            cx = np.clip(np.round(px) - x0, 0, width - 1).astype(np.int64)
+            cy = np.clip(np.round(py) - y0, 0, height - 1).astype(np.int64)
+            return cy * width + cx
+
+        here = flat_index(xs, ys)
+        # low: pixels above the lower lip's inner edge take the value 1 px below it; up: the
+        # pixels below the upper lip's inner edge take the value 1 px above it.
+        sel = span & (v < v_lo + 0.5)
+        step = v_lo + 1.0 - v
+        self.low_dst, self.low_src = here[sel], flat_index(xs + step * ey[0], ys + step * ey[1])[sel]
+        sel = span & (v > v_up - 0.5)
+        step = v_up - 1.0 - v
+        self.up_dst, self.up_src = here[sel], flat_index(xs + step * ey[0], ys + step * ey[1])[sel]
+
+    def mouth_coords(self, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(u, v): u across the mouth (−1…1 between the inner corners), v px down the face."""
+        ex, ey = self.axes
+        rx, ry = xs - self.centre[0], ys - self.centre[1]
+        return (rx * ex[0] + ry * ex[1]) / self.half, rx * ey[0] + ry * ey[1]
+
+    def solve(self, src: np.ndarray, region: tuple[int, int, int, int], offsets: np.ndarray,
+              head_full: np.ndarray | None, iterations: int = 3) -> None:
+        """Overwrite `src` (the map of `region`) around the mouth with the exact solution."""
+        y0, y1, x0, x1 = self.box
+        field = (self.matrix @ offsets).reshape(y1 - y0, x1 - x0, 2)
+        flat = field.reshape(-1, 2)
+        low = field.copy()
+        low.reshape(-1, 2)[self.low_dst] = flat[self.low_src]
+        upp = field.copy()
+        upp.reshape(-1, 2)[self.up_dst] = flat[self.up_src]
+        # Output box: the source box, moved with the head at the mouth.
+        shift = np.zeros(2)
+        if head_full is not None:
+            cy = int(np.clip((y0 + y1) // 2, 0, self.crop_size[1] - 1))
+            cx = int(np.clip((x0 + x1) // 2, 0, self.crop_size[0] - 1))
+            shift = np.round(-head_full[cy, cx])  # forward ≈ −backward
+        ry0, ry1, rx0, rx1 = region
+        oy0 = int(np.clip(y0 + shift[1], ry0, ry1))
+        oy1 = int(np.clip(y1 + shift[1], ry0, ry1))
+        ox0 = int(np.clip(x0 + shift[0], rx0, rx1))
+        ox1 = int(np.clip(x1 + shift[0], rx0, rx1))
+        if oy1 <= oy0 or ox1 <= ox0:
+            return
+        ys, xs = np.mgrid[oy0:oy1, ox0:ox1].astype(np.float32)
+        q = np.dstack([xs, ys])
+        if head_full is not None:
+            q -= head_full[oy0:oy1, ox0:ox1]
+        # Which lip each point belongs to, from the deformed lip line.
+        deformed = self.rest_xy + offsets
+        cu, cv = self.mouth_coords(deformed[:, 0], deformed[:, 1])
+        mid_u = (cu[self.pair_up] + cu[self.pair_lo]) / 2
+        mid_v = (cv[self.pair_up] + cv[self.pair_lo]) / 2
+        u, v = self.mouth_coords(q[..., 0], q[..., 1])
+        below = (v > np.interp(u, *_sorted(mid_u, mid_v)))[..., None]
+        origin = np.array([x0, y0], np.float32)
+        x = q
+        for _ in range(iterations):
+            cells = x - origin
+            x = q - np.where(below, cv2.remap(low, cells, None, cv2.INTER_LINEAR,
+                                               borderMode=cv2.BORDER_REPLICATE),
+                             cv2.remap(upp, cells, None, cv2.INTER_LINEAR,
+                                       borderMode=cv2.BORDER_REPLICATE))
+        src[oy0 - ry0:oy1 - ry0, ox0 - rx0:ox1 - rx0] = x

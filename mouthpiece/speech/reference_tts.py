@@ -15,7 +15,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import resample_poly
 
 from mouthpiece.speech.phones import SILENCE, cover_timeline, normalize_phone
 from mouthpiece.types import SAMPLE_RATE, InputError, PhonemeSegment
@@ -105,6 +104,8 @@ def synthesize_with_timings(
         samples, rate = _read_wav(raw_wav)
         ends = _parse_segs(segs_path.read_text())
     if rate != sample_rate:
+        from scipy.signal import resample_poly  # scipy.signal takes ~1 s to import
+
         ratio = Fraction(sample_rate, rate)
         samples = resample_poly(samples, ratio.numerator, ratio.denominator).astype(np.float32)
     write_wav(out_wav, samples, sample_rate)

@@ -20,6 +20,7 @@ ENCODINGS = {
     "m4a": ("aac", "mp4", None),
     "flac": ("flac", "flac", None),
     "ogg": ("libopus", "ogg", 48000),
+    "webm": ("libopus", "webm", 48000),  # what browsers record (MediaRecorder)
 }
 
 
@@ -83,7 +84,7 @@ def speech_duration_s(speech_wav) -> float:
 
 @pytest.fixture(scope="session")
 def speech_files(media_dir, speech_wav) -> dict[str, Path]:
-    """The same speech as wav, mp3, m4a, flac and ogg (opus)."""
+    """The same speech as wav, mp3, m4a, flac, ogg (opus) and webm (opus)."""
     files = {"wav": speech_wav}
     for ext, (codec, fmt, rate) in ENCODINGS.items():
         files[ext] = transcode(speech_wav, media_dir / f"speech.{ext}", codec, fmt, rate)
