@@ -106,7 +106,13 @@ class FaceWarp:
         self.mouth = MouthSolver(self, points)
         ly0, ly1, lx0, lx1 = self.local_box
         hy0, hy1, hx0, hx1 = self.head_box
-        self.region = (min(ly0, hy0), max(ly1, hy1), min(lx0, hx0), max(lx1, hx1))
+        s = EXPR_STEP
+        ry0, rx0 = min(ly0, hy0) // s * s, min(lx0, hx0) // s * s
+        ry1 = min(-(-max(ly1, hy1) // s) * s, self.height - self.height % s)
+        rx1 = min(-(-max(lx1, hx1) // s) * s, self.width - self.width % s)
+        self.region = (ry0, ry1, rx0, rx1)
+        ys, xs = np.mgrid[ry0:ry1:s, rx0:rx1:s].astype(np.float32)
+        self._region_coarse_grid = np.dstack([xs, ys]) + (s - 1) / 2
         ys, xs = np.mgrid[0:self.height, 0:self.width].astype(np.float32)
         self.grid = np.dstack([xs, ys])  # (h, w, 2) pixel coordinates
 
@@ -245,6 +251,12 @@ class FaceWarp:
             back = _remap(field, to_cells - back / s)
         return back
 
+    def head_backward_at(self, coarse: np.ndarray, xy: np.ndarray) -> np.ndarray:
+        """Coarse head backward displacement `coarse` sampled at (…, 2) crop points."""
+        hc, wc = self._head_mask.shape
+        scale = np.array([wc / self.width, hc / self.height], np.float32)
+        return _remap(coarse, (xy + 0.5) * scale - 0.5)
+
     def backward_map(self, offsets: np.ndarray | None,
                      head: tuple[np.ndarray, np.ndarray] | None
                      ) -> tuple[tuple[int, int, int, int], np.ndarray]:
@@ -254,30 +266,28 @@ class FaceWarp:
         `head`: (matrix, offset) from `HeadFrame.head_motion`, or None for a still head.
         Returns (region (y0, y1, x0, x1), map (rh, rw, 2) float32)."""
         offsets = None if offsets is None else np.ascontiguousarray(offsets, np.float32)
-        ly0, ly1, lx0, lx1 = self.local_box
+        s = EXPR_STEP
+        ly0, _, lx0, _ = self.local_box
+        head_coarse = None
         if head is None:
             region = self.local_box
-            back = cv2.resize(self._expression_backward(offsets), (lx1 - lx0, ly1 - ly0),
-                              interpolation=cv2.INTER_LINEAR)
-            head_full = None
+            cells = self._local_coarse_grid  # (hL, wL, 2) crop px
+            back = self._expression_backward(offsets)
         else:
             region = self.region
-            y0, y1, x0, x1 = region
-            coarse = self._head_backward(*head)
-            head_full = cv2.resize(coarse, (self.width, self.height),
-                                   interpolation=cv2.INTER_LINEAR)
-            back = head_full[y0:y1, x0:x1].copy()
+            cells = self._region_coarse_grid
+            head_coarse = self._head_backward(*head)
+            back = self.head_backward_at(head_coarse, cells)
             if offsets is not None:
                 # Compose: the expression's backward displacement where y − b_head(y) falls.
                 expr = self._expression_backward(offsets)
-                s = EXPR_STEP
-                cells = (self.grid[y0:y1, x0:x1] - back
-                         - np.array([lx0, ly0], np.float32) - (s - 1) / 2) / s
-                back += _remap(expr, cells)
+                where = (cells - back - np.array([lx0, ly0], np.float32) - (s - 1) / 2) / s
+                back += _remap(expr, where)
         y0, y1, x0, x1 = region
-        src = self.grid[y0:y1, x0:x1] - back
+        # Absolute coordinates are linear in position, so they upsample like displacements.
+        src = cv2.resize(cells - back, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
         if offsets is not None:
-            self.mouth.solve(src, region, offsets, head_full)
+            self.mouth.solve(src, region, offsets, head_coarse)
         return region, src
 
 
@@ -300,6 +310,7 @@ class MouthSolver:
         self.pair_up = np.array([u for u, _ in INNER_LIP_PAIRS])
         self.pair_lo = np.array([low for _, low in INNER_LIP_PAIRS])
         self.rest_xy = warp.rest_xy
+        self.warp = warp
         outer = xy[list(LIPS_OUTER)]
         by0, by1, bx0, bx1 = warp.local_box
         # Source box: the lips and where the jaw can take them.
@@ -342,21 +353,20 @@ class MouthSolver:
         return (rx * ex[0] + ry * ex[1]) / self.half, rx * ey[0] + ry * ey[1]
 
     def solve(self, src: np.ndarray, region: tuple[int, int, int, int], offsets: np.ndarray,
-              head_full: np.ndarray | None, iterations: int = 3) -> None:
+              head_coarse: np.ndarray | None, iterations: int = 3) -> None:
         """Overwrite `src` (the map of `region`) around the mouth with the exact solution."""
         y0, y1, x0, x1 = self.box
         field = (self.matrix @ offsets).reshape(y1 - y0, x1 - x0, 2)
         flat = field.reshape(-1, 2)
-        low = field.copy()
-        low.reshape(-1, 2)[self.low_dst] = flat[self.low_src]
-        upp = field.copy()
-        upp.reshape(-1, 2)[self.up_dst] = flat[self.up_src]
+        both = np.concatenate([field, field], axis=2)  # (h, w, 4): low lip, upper lip
+        both.reshape(-1, 4)[self.low_dst, :2] = flat[self.low_src]
+        both.reshape(-1, 4)[self.up_dst, 2:] = flat[self.up_src]
         # Output box: the source box, moved with the head at the mouth.
         shift = np.zeros(2)
-        if head_full is not None:
-            cy = int(np.clip((y0 + y1) // 2, 0, self.crop_size[1] - 1))
-            cx = int(np.clip((x0 + x1) // 2, 0, self.crop_size[0] - 1))
-            shift = np.round(-head_full[cy, cx])  # forward ≈ −backward
+        if head_coarse is not None:
+            centre = np.array([[(x0 + x1) / 2, (y0 + y1) / 2]], np.float32)
+            # backward displacement at y ≈ forward displacement of its source
+            shift = np.round(self.warp.head_backward_at(head_coarse, centre[None])[0, 0])
         ry0, ry1, rx0, rx1 = region
         oy0 = int(np.clip(y0 + shift[1], ry0, ry1))
         oy1 = int(np.clip(y1 + shift[1], ry0, ry1))
@@ -364,10 +374,9 @@ class MouthSolver:
         ox1 = int(np.clip(x1 + shift[0], rx0, rx1))
         if oy1 <= oy0 or ox1 <= ox0:
             return
-        ys, xs = np.mgrid[oy0:oy1, ox0:ox1].astype(np.float32)
-        q = np.dstack([xs, ys])
-        if head_full is not None:
-            q -= head_full[oy0:oy1, ox0:ox1]
+        q = self.warp.grid[oy0:oy1, ox0:ox1]
+        if head_coarse is not None:
+            q = q - self.warp.head_backward_at(head_coarse, q)
         # Which lip each point belongs to, from the deformed lip line.
         deformed = self.rest_xy + offsets
         cu, cv = self.mouth_coords(deformed[:, 0], deformed[:, 1])
@@ -378,9 +387,7 @@ class MouthSolver:
         origin = np.array([x0, y0], np.float32)
         x = q
         for _ in range(iterations):
-            cells = x - origin
-            x = q - np.where(below, cv2.remap(low, cells, None, cv2.INTER_LINEAR,
-                                               borderMode=cv2.BORDER_REPLICATE),
-                             cv2.remap(upp, cells, None, cv2.INTER_LINEAR,
-                                       borderMode=cv2.BORDER_REPLICATE))
+            sampled = cv2.remap(both, x - origin, None, cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_REPLICATE)
+            x = q - np.where(below, sampled[..., :2], sampled[..., 2:])
         src[oy0 - ry0:oy1 - ry0, ox0 - rx0:ox1 - rx0] = x

@@ -11,7 +11,6 @@ import functools
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy.ndimage import maximum_filter1d, uniform_filter1d
 
 from mouthpiece.types import SAMPLE_RATE, AudioFeatures, Audio, InputError
 
@@ -98,6 +97,8 @@ def frame_features(audio: Audio, fps: float, n_frames: int) -> AudioFeatures:
 
     Frame k covers [k/fps, (k+1)/fps); frames past the end of the audio read as silence.
     """
+    from scipy.ndimage import maximum_filter1d, uniform_filter1d  # ~0.5 s import: not at load
+
     if fps <= 0 or n_frames < 0:
         raise InputError(f"fps must be > 0 and n_frames ≥ 0 (got fps={fps}, n_frames={n_frames})")
     if audio.sample_rate != SAMPLE_RATE:
@@ -170,6 +171,8 @@ def _closure_cue(fine_db: np.ndarray, power: np.ndarray, periodic: np.ndarray,
     Stop closure: a short energy gap inside speech (loud on both sides within 150 ms).
     Nasal murmur (M): voiced, energy above 500 Hz far under the neighbouring vowels.
     """
+    from scipy.ndimage import maximum_filter1d
+
     reach = 30  # fine frames = 150 ms
     left = maximum_filter1d(fine_db, reach + 1, origin=reach // 2)  # max over [j-reach, j]
     right = maximum_filter1d(fine_db, reach + 1, origin=-(reach // 2))  # max over [j, j+reach]
