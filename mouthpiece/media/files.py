@@ -97,6 +97,10 @@ def describe_content(path: Path) -> str:
             return what
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "a WEBP image"
+    if head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"avif"):
+        return "a HEIC/AVIF image (save it as JPEG)"
+    if head[4:8] == b"ftyp":
+        return "an MP4/MOV file"
     try:
         head.decode("utf-8")
     except UnicodeDecodeError as exc:

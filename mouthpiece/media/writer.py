@@ -109,6 +109,7 @@ class VideoWriter:
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self._container = None
+        self._video: av.VideoStream | None = None
         self._audio: _AudioTrack | None = None
         self._closed = False
 
@@ -126,7 +127,14 @@ class VideoWriter:
     def open(self) -> None:
         """Create the temporary file, the streams and the encoder thread."""
         try:
-            self._container = av.open(str(self._tmp_path), "w", format="mp4", options=MUX_OPTIONS)
+            try:
+                self._container = av.open(
+                    str(self._tmp_path), "w", format="mp4", options=MUX_OPTIONS
+                )
+            except (av.FFmpegError, OSError) as exc:
+                raise InputError(
+                    f"cannot write in '{self.path.parent}' ({exc}); choose another output path"
+                ) from exc
             self._video = self._add_video_stream(self._container)
             if self.audio_source is not None:
                 self._audio = _AudioTrack(self._container, self.audio_source, self.duration_s)
@@ -176,7 +184,13 @@ class VideoWriter:
         if self._error is not None:
             self._cleanup()
             self._raise_error()
-        os.replace(self._tmp_path, self.path)
+        try:
+            os.replace(self._tmp_path, self.path)
+        except OSError as exc:
+            self._tmp_path.unlink(missing_ok=True)
+            raise InputError(
+                f"cannot save '{self.path.name}' ({exc.strerror}); choose another output path"
+            ) from exc
 
     def abort(self) -> None:
         """Stop encoding and remove the temporary file; `path` is left untouched."""

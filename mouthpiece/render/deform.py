@@ -80,19 +80,23 @@ class FaceDeformer:
         dv = Y - _interp(X, mid_x, mid_y)  # head units below the lip midline
         a = np.abs(s)
         self._s, self._dv = s, dv
-        inside = 1.0 - _smoothstep((a - 0.95) / 0.35)  # between the corners
+        # Terms that move the two lips differently must vanish at the inner corners, or the
+        # lips would tear open beyond the corners of the opening.
+        inner_a = float(np.mean(np.abs(s[[INNER_LIP_PAIRS[0][0], INNER_LIP_PAIRS[-1][0]]])))
+        between = np.clip(1 - (a / inner_a) ** 2, 0, 1)
         # Lateral profile that stretches the mouth: s inside, decays beyond the corners.
         lateral = np.where(a <= 1, s, np.sign(s) * np.exp(-(((a - 1) / 0.7) ** 2)))
-        upper_lip = (dv < 0) * np.exp(-((dv / 0.10) ** 2)) * inside
-        lower_lip = (dv > 0) * np.exp(-((dv / 0.10) ** 2)) * inside
-        inner_upper = (dv < 0) * np.exp(dv / 0.05) * inside
-        inner_lower = (dv > 0) * np.exp(-dv / 0.05) * inside
+        upper_lip = (dv < 0) * np.exp(-((dv / 0.10) ** 2)) * between
+        lower_lip = (dv > 0) * np.exp(-((dv / 0.10) ** 2)) * between
+        inner_upper = (dv < 0) * np.exp(dv / 0.05) * between
+        inner_lower = (dv > 0) * np.exp(-dv / 0.05) * between
         near_mouth = np.exp(-((dv / 0.22) ** 2))
-        bulge = np.sqrt(np.clip(1 - s * s, 0, 1))  # round-opening profile
+        bulge = np.sqrt(between)  # round-opening profile
 
-        # Jaw: share of the jaw rotation each point follows. A step at the lips, smoother
-        # across the cheeks; the lip corners sit half way.
-        sigma = 0.004 + 0.15 * np.clip(a - 0.85, 0, None)
+        # Jaw: share of the jaw rotation each point follows. A step between the lips, then
+        # smoother from the inner corners outwards (the corners stretch, they do not tear);
+        # the lip corners sit half way.
+        sigma = 0.004 + 1.5 * np.clip(a - inner_a, 0, None)
         with np.errstate(over="ignore"):
             self._jaw_weight = 1.0 / (1.0 + np.exp(-dv / sigma))
         gap_target = JAW_GAP_OF_MOUTH_WIDTH * 2 * hw
@@ -107,7 +111,7 @@ class FaceDeformer:
         wide = z3.copy()
         wide[:, 0] = 0.06 * lateral * near_mouth
         wide[:, 2] = 0.03 * np.clip(a, 0, 1.5) ** 2 * near_mouth
-        wide[:, 1] = 0.012 * (upper_lip - lower_lip)  # lips thin a little
+        wide[:, 1] = 0.012 * (upper_lip - lower_lip) * (1 - np.exp(-np.abs(dv) / 0.03))
 
         rnd = z3.copy()
         rnd[:, 0] = -0.32 * hw * lateral * near_mouth
@@ -116,8 +120,8 @@ class FaceDeformer:
         rnd[:, 2] = -0.06 * (upper_lip + lower_lip)
 
         lip_up = z3.copy()
-        snarl = np.clip(1 - a**4, 0, 1)
-        lip_up[:, 1] = -0.07 * (dv < 0) * np.exp(-((dv / 0.16) ** 2)) * snarl * inside
+        snarl = np.clip(1 - (a / inner_a) ** 4, 0, 1) ** 0.5
+        lip_up[:, 1] = -0.07 * (dv < 0) * np.exp(-((dv / 0.16) ** 2)) * snarl * between
 
         smile = z3.copy()
         spread = np.where(a <= 1, a * a, np.exp(-(((a - 1) / 0.6) ** 2)))
@@ -131,8 +135,8 @@ class FaceDeformer:
             "smile": smile,
         }
         # lip_press: the lip bodies follow their inner edge as it closes; outer parts less.
-        self._press_upper = (dv < 0) * np.exp(-((dv / 0.09) ** 2)) * inside
-        self._press_lower = (dv > 0) * np.exp(-((dv / 0.09) ** 2)) * inside
+        self._press_upper = (dv < 0) * np.exp(-((dv / 0.09) ** 2)) * between ** 0.5
+        self._press_lower = (dv > 0) * np.exp(-((dv / 0.09) ** 2)) * between ** 0.5
         self._pairs_up, self._pairs_lo = up, lo
 
     def _solve_jaw_angle(self, added_gap: float) -> float:

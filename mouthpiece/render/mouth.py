@@ -1,10 +1,12 @@
 """The mouth interior seen when the lips part: cavity, upper and lower teeth, tongue.
 
-Painted inside the deformed inner-lip polygon, in a coordinate system attached to the mouth
-(u along the inner corners, −1…1; v across it, px), with colours taken from the photo's own
-lips and skin so it is lit like the rest of the face. A photo whose mouth is already open gets
-the same painted interior at every frame (never the photo's own teeth at some frames and
-painted ones at others), and a dark seam where its lips are pressed together.
+The warp keeps whatever the photo shows between its lips (nothing for a closed mouth, teeth
+for an open smile) attached under the upper lip, like the upper teeth are. What opens beyond
+that band is painted here, inside the deformed inner-lip polygon, in coordinates attached to
+the mouth (u along the inner corners, −1…1; v across, px): a dark cavity, darker at the back,
+upper teeth under the upper lip, a hint of lower teeth and tongue when wide open. Colours come
+from the photo's lips and skin so the interior is lit like the face. Where an open photo mouth
+closes, a dark seam covers the squeezed teeth.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from mouthpiece.render.deform import FaceDeformer
 from mouthpiece.topology import (
     INNER_CORNER_L,
     INNER_CORNER_R,
+    LIPS_INNER,
     LIPS_INNER_LOWER,
     LIPS_INNER_UPPER,
     LIPS_OUTER,
-    LIPS_INNER,
     LOWER_LIP_INNER_MID,
     UPPER_LIP_INNER_MID,
 )
@@ -27,19 +29,24 @@ from mouthpiece.topology import (
 _UPPER = np.array(LIPS_INNER_UPPER)  # right corner → left corner
 _LOWER = np.array(LIPS_INNER_LOWER[::-1])  # right corner → left corner
 _POLYGON = np.array(LIPS_INNER)
-SUPERSAMPLE = 4  # sub-pixel bits for polygon filling (2 bits = 4×)
-TEETH_WHITE = np.array([236.0, 230.0, 216.0])
-# Borders between upper teeth along the mouth (u = −1…1 between the inner corners).
-_TOOTH_BORDERS = np.array([0.0, -0.2, 0.2, -0.37, 0.37, -0.52, 0.52, -0.66, 0.66])
-
-
-def _luma(rgb: np.ndarray) -> float:
-    return float(rgb @ np.array([0.299, 0.587, 0.114]))
+_SHIFT = 2  # sub-pixel bits for polygon drawing
+TEETH_WHITE = np.array([204.0, 193.0, 172.0])  # lit teeth, before the photo's light level
+CAVITY_FRONT = np.array([92.0, 36.0, 33.0])
+CAVITY_BACK = np.array([20.0, 7.0, 7.0])
+TONGUE = np.array([150.0, 66.0, 66.0])
+# Borders between upper teeth along the mouth (u between the inner corners).
+_TOOTH_BORDERS = np.array([0.0, -0.24, 0.24, -0.45, 0.45, -0.64, 0.64])
+_LUMA = np.array([0.299, 0.587, 0.114])
 
 
 def _median_in(image: np.ndarray, mask: np.ndarray, fallback: np.ndarray) -> np.ndarray:
     pixels = image[mask > 0]
     return np.median(pixels, axis=0).astype(np.float64) if len(pixels) >= 8 else fallback
+
+
+def _sorted(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(xs)
+    return xs[order], ys[order]
 
 
 class MouthPainter:
@@ -58,29 +65,47 @@ class MouthPainter:
         for idx in (50, 280, 205, 425):  # cheek points beside the nose wings
             cv2.circle(cheeks, tuple(int(v) for v in np.round(xy[idx])), radius, 1, -1)
         skin = _median_in(crop, cheeks, lip * 1.1)
-        light = float(np.clip(0.72 + 0.28 * _luma(skin) / 180.0, 0.6, 1.0))
-        self.teeth = np.clip((0.93 * TEETH_WHITE + 0.07 * lip) * light, 0, 255)
-        self.cavity_front = lip * 0.35
-        self.cavity_back = lip * 0.10 + 4.0
-        self.tongue = lip * np.array([0.62, 0.45, 0.45])
-        self.seam = lip * 0.45
+        # Light level of the face, from the skin's luma relative to a typical lit face.
+        light = float(np.clip(0.55 + 0.45 * (skin @ _LUMA) / 175.0, 0.55, 1.05))
+        tint = lip / max(float(lip @ _LUMA), 1.0)  # the lips' hue, unit luma
+        self.teeth = np.clip(TEETH_WHITE * light * (0.94 + 0.06 * tint), 0, 255)
+        self.cavity_front = 0.75 * CAVITY_FRONT * light + 0.25 * lip * 0.35
+        self.cavity_back = CAVITY_BACK * light
+        self.tongue = np.clip(0.7 * TONGUE * light + 0.3 * lip * 0.7, 0, 255)
+        self.seam = lip * np.array([0.5, 0.36, 0.36])
         self.lip = lip
+
+        # The band the photo shows between its lips, per u (px), which the warp carries
+        # along under the upper lip; painting starts below it.
+        right, left = xy[INNER_CORNER_R], xy[INNER_CORNER_L]
+        ex = (left - right) / max(np.linalg.norm(left - right), 1e-6)
+        ey = np.array([-ex[1], ex[0]])
+        centre, half = (right + left) / 2, max(np.linalg.norm(left - right) / 2, 1.0)
+        cu_up = (xy[_UPPER] - centre) @ ex / half
+        cu_lo = (xy[_LOWER] - centre) @ ex / half
+        self._band_u = np.linspace(-1, 1, 41)
+        band = (np.interp(self._band_u, *_sorted(cu_lo, (xy[_LOWER] - centre) @ ey))
+                - np.interp(self._band_u, *_sorted(cu_up, (xy[_UPPER] - centre) @ ey)))
+        self._band = np.clip(band, 0, None)
         rest_gap = float(np.linalg.norm(xy[LOWER_LIP_INNER_MID] - xy[UPPER_LIP_INNER_MID]))
-        # A mouth already open in the photo leaves teeth pixels between the lips when they
-        # close: cover them with the dark line of closed lips.
         self.seam_strength = float(np.clip((rest_gap - 1.0) / 2.0, 0.0, 1.0))
 
     def paint(self, frame: np.ndarray, moved: np.ndarray) -> None:
         """Paint the interior in place; `moved`: (468, 2) landmark positions in `frame`."""
         upper, lower = moved[_UPPER].astype(np.float64), moved[_LOWER].astype(np.float64)
-        right, left = moved[INNER_CORNER_R], moved[INNER_CORNER_L]
+        right, left = moved[INNER_CORNER_R].astype(np.float64), moved[INNER_CORNER_L]
         axis = left - right
         half = float(np.linalg.norm(axis)) / 2
         if half < 1.0:
             return
         ex = axis / (2 * half)
-        ey = np.array([-ex[1], ex[0]])  # perpendicular, pointing down the face
+        ey = np.array([-ex[1], ex[0]])  # across the mouth, down the face
         centre = (right + left) / 2
+        cu_up, cv_up = (upper - centre) @ ex / half, (upper - centre) @ ey
+        cu_lo, cv_lo = (lower - centre) @ ex / half, (lower - centre) @ ey
+        probe = np.linspace(-0.9, 0.9, 19)
+        max_open = float(np.max(np.interp(probe, *_sorted(cu_lo, cv_lo))
+                                - np.interp(probe, *_sorted(cu_up, cv_up))))
         hgt, wid = frame.shape[:2]
         poly = np.vstack([upper, lower[::-1][1:-1]])
         x0 = int(max(np.floor(poly[:, 0].min()) - 3, 0))
@@ -89,81 +114,88 @@ class MouthPainter:
         y1 = int(min(np.ceil(poly[:, 1].max()) + 4, hgt))
         if x1 <= x0 or y1 <= y0:
             return
-        # Mouth coordinates of the contours and of every pixel of the box.
-        cu = ((upper - centre) @ ex) / half
-        cv_up = (upper - centre) @ ey
-        cl = ((lower - centre) @ ex) / half
-        cv_lo = (lower - centre) @ ey
-        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
-        rel_x, rel_y = xs - centre[0], ys - centre[1]
-        u = (rel_x * ex[0] + rel_y * ex[1]) / half
-        v = rel_x * ey[0] + rel_y * ey[1]
-        v_up = np.interp(u, *_sorted(cu, cv_up))
-        v_lo = np.interp(u, *_sorted(cl, cv_lo))
-        opening = np.clip(v_lo - v_up, 0, None)
-        max_open = float(np.max(np.interp(np.linspace(-0.9, 0.9, 19), *_sorted(cl, cv_lo))
-                                - np.interp(np.linspace(-0.9, 0.9, 19), *_sorted(cu, cv_up))))
-
         box = frame[y0:y1, x0:x1]
         if self.seam_strength > 0:
-            self._paint_seam(box, (upper + lower) / 2 - [x0, y0], half)
-        if max_open < 0.3:
+            self._paint_seam(box, upper - [x0, y0], lower - [x0, y0])
+        if max_open < 0.5:
             return
+
+        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        rel_x, rel_y = xs - np.float32(centre[0]), ys - np.float32(centre[1])
+        u = (rel_x * ex[0] + rel_y * ex[1]) / half
+        v = rel_x * ey[0] + rel_y * ey[1]
+        v_up = np.interp(u, *_sorted(cu_up, cv_up)).astype(np.float32)
+        v_lo = np.interp(u, *_sorted(cu_lo, cv_lo)).astype(np.float32)
+        band = np.interp(u, self._band_u, self._band).astype(np.float32)
+
         mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        pts = np.round((poly - [x0, y0]) * SUPERSAMPLE).astype(np.int32)
-        cv2.fillPoly(mask, [pts], 255, lineType=cv2.LINE_AA, shift=2)
-        alpha = cv2.GaussianBlur(mask, (3, 3), 0.6).astype(np.float32) / 255.0
-        alpha *= min(1.0, max_open / 1.5)  # fades in over the first pixel of opening
-
-        self.half = half
-        colour = self._interior(u, v, v_up, v_lo, opening, max_open)
+        pts = np.round((poly - [x0, y0]) * (1 << _SHIFT)).astype(np.int32)
+        cv2.fillPoly(mask, [pts], 255, lineType=cv2.LINE_AA, shift=_SHIFT)
+        alpha = mask.astype(np.float32) / 255.0
+        # Painted only below the photo's own band (soft edge), fading in as the lips part.
+        alpha *= np.clip((v - v_up - band) / 2.0 + 0.5, 0, 1)
+        if not alpha.any():
+            return
+        colour = self._interior(u, v, v_up, v_lo, half, max_open)
         a = alpha[..., None]
-        box[:] = np.clip(box * (1 - a) + colour * a + 0.5, 0, 255).astype(np.uint8)
+        box[:] = np.clip(box + (colour - box) * a + 0.5, 0, 255).astype(np.uint8)
 
-    def _interior(self, u, v, v_up, v_lo, opening, max_open) -> np.ndarray:
+    def _interior(self, u, v, v_up, v_lo, half: float, max_open: float) -> np.ndarray:
         """(h, w, 3) float colours of cavity, tongue and teeth for the box's pixels."""
         unit = self.unit
-        depth_from_lips = np.minimum(v - v_up, v_lo - v) / max(0.5 * max_open, 1e-3)
-        back = np.clip(depth_from_lips, 0, 1) * np.sqrt(np.clip(1 - u * u, 0, 1))
-        colour = self.cavity_front + (self.cavity_back - self.cavity_front) * back[..., None]
+        opening = np.clip(v_lo - v_up, 0, None)
+        across = np.clip(1 - u * u, 0, 1)
+        # Cavity: lit near the lips, dark at the back (the middle of the opening).
+        depth = np.clip(np.minimum(v - v_up, v_lo - v) / max(0.45 * max_open, 1e-3), 0, 1)
+        back = (depth * np.sqrt(across))[..., None]
+        colour = self.cavity_front + (self.cavity_back - self.cavity_front) * back
 
-        # Tongue: a soft dark-red mound resting at the bottom of the opening.
-        tongue_h = np.clip(0.35 * opening - 0.01 * unit, 0, 0.09 * unit)
-        tongue_top = v_lo - tongue_h * np.sqrt(np.clip(1 - (u / 0.7) ** 2, 0, 1))
-        t_alpha = np.clip((v - tongue_top) / 1.5, 0, 1) * (tongue_h > 0.5)
-        shade = 0.75 + 0.25 * np.clip((v - tongue_top) / np.maximum(tongue_h, 1e-3), 0, 1)
-        colour += (self.tongue * shade[..., None] - colour) * t_alpha[..., None] * 0.85
+        # Tongue: a soft dark-red mound resting on the floor of the mouth.
+        tongue_h = np.clip(0.3 * opening - 0.02 * unit, 0, 0.08 * unit)
+        tongue_h *= np.sqrt(np.clip(1 - (u / 0.75) ** 2, 0, 1))
+        above = v - (v_lo - tongue_h)
+        t_alpha = np.clip(above / 2.0, 0, 1) * (tongue_h > 0.5)
+        t_shade = 0.6 + 0.4 * np.clip(above / np.maximum(tongue_h, 1e-3), 0, 1)
+        colour += (self.tongue * t_shade[..., None] - colour) * (0.9 * t_alpha)[..., None]
 
-        # Lower teeth: only when the mouth is well open, mostly hidden by the lower lip.
-        low_h = np.clip(0.12 * (opening - 0.12 * unit), 0, 0.035 * unit)
-        low_h *= np.sqrt(np.clip(1 - (u / 0.6) ** 2, 0, 1))
-        low_alpha = np.clip((v - (v_lo - low_h)) / 1.0, 0, 1) * (low_h > 0.3)
-        low_col = self.teeth * 0.78 * (1 - 0.5 * u * u)[..., None]
+        # Lower teeth: a thin band just over the lower lip when wide open, in shadow.
+        low_h = np.clip(0.15 * (opening - 0.14 * unit), 0, 0.025 * unit)
+        low_h *= np.sqrt(np.clip(1 - (u / 0.5) ** 2, 0, 1))
+        low_alpha = np.clip((v - (v_lo - low_h)) / 1.5, 0, 1) * (low_h > 0.4)
+        low_col = self.teeth * (0.7 * (1 - 0.8 * u * u))[..., None]
         colour += (low_col - colour) * low_alpha[..., None]
 
         # Upper teeth: a band under the upper lip, taller as the mouth opens.
-        up_h = np.clip(0.4 * opening, 0, 0.075 * unit)
-        up_h *= np.sqrt(np.clip(1 - (u / 0.88) ** 2, 0, 1))
+        up_h = np.clip(0.42 * opening, 0, 0.075 * unit)
+        up_h *= np.sqrt(np.clip(1 - (u / 0.85) ** 2, 0, 1))
         into = v - v_up
-        up_alpha = np.clip((up_h - into) / 1.0 + 0.5, 0, 1) * (up_h > 0.3)
-        shade = (1 - 0.5 * u * u) * (0.72 + 0.28 * np.clip(into / np.maximum(0.35 * up_h, 1e-3),
-                                                            0, 1))
-        # Faint lines between the teeth (distance to the nearest border in px).
-        border_px = np.min(np.abs(u[..., None] - _TOOTH_BORDERS), axis=-1) * self.half
-        shade *= 1 - 0.14 * np.exp(-((border_px / 0.7) ** 2))
-        up_col = self.teeth * shade[..., None]
-        colour += (up_col - colour) * up_alpha[..., None]
+        up_alpha = np.clip((up_h - into) / 1.2 + 0.5, 0, 1) * (up_h > 0.4)
+        # Shading: in the upper lip's shadow at the top, darker towards the corners.
+        shade = (1 - 0.75 * u * u) * (0.6 + 0.4 * np.clip(into / np.maximum(0.5 * up_h, 1e-3),
+                                                          0, 1))
+        # Each tooth a little rounder (brighter mid-tooth), faint gaps between them.
+        border_px = np.min(np.abs(u[..., None] - _TOOTH_BORDERS), axis=-1) * half
+        shade *= 0.9 + 0.1 * np.clip(border_px / (0.1 * half), 0, 1)
+        shade *= 1 - 0.1 * np.exp(-((border_px / 0.8) ** 2))
+        colour += (self.teeth * shade[..., None] - colour) * up_alpha[..., None]
         return colour
 
-    def _paint_seam(self, box: np.ndarray, midline: np.ndarray, half: float) -> None:
-        thickness = max(1, int(round(0.012 * self.unit)))
-        layer = np.zeros(box.shape[:2], np.uint8)
-        pts = np.round(midline * SUPERSAMPLE).astype(np.int32)
-        cv2.polylines(layer, [pts], False, 255, thickness, cv2.LINE_AA, shift=2)
-        a = (layer.astype(np.float32) / 255.0 * self.seam_strength)[..., None]
-        box[:] = np.clip(box * (1 - a) + self.seam * a + 0.5, 0, 255).astype(np.uint8)
-
-
-def _sorted(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    order = np.argsort(xs)
-    return xs[order], ys[order]
+    def _paint_seam(self, box: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> None:
+        """Where lips that are parted in the photo close: lip colour over the squeezed teeth
+        with a dark line where the lips meet, only along the closed columns."""
+        soft = max(2, int(round(0.03 * self.unit)))
+        core = max(1, int(round(0.008 * self.unit)))
+        closed = np.clip(1.5 - np.linalg.norm(lower - upper, axis=1) / 2.0, 0, 1)
+        pts = np.round((upper + lower) / 2 * (1 << _SHIFT)).astype(np.int32)
+        for colour, thickness, weight in ((self.lip * 0.85, soft, 0.6), (self.seam, core, 1.0)):
+            layer = np.zeros(box.shape[:2], np.uint8)
+            for i in range(len(pts) - 1):
+                level = int(255 * weight * self.seam_strength * min(closed[i], closed[i + 1]))
+                if level > 0:
+                    cv2.line(layer, tuple(pts[i]), tuple(pts[i + 1]), level, thickness,
+                             cv2.LINE_AA, shift=_SHIFT)
+            if layer.any():
+                if thickness > 1:
+                    layer = cv2.GaussianBlur(layer, (0, 0), thickness / 3)
+                a = (layer.astype(np.float32) / 255.0)[..., None]
+                box[:] = np.clip(box + (colour - box) * a + 0.5, 0, 255).astype(np.uint8)

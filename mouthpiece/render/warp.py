@@ -328,7 +328,7 @@ class MouthSolver:
         v_up = np.interp(u, *_sorted(cu, cv))
         cu, cv = self.mouth_coords(xy[self.pair_lo, 0], xy[self.pair_lo, 1])
         v_lo = np.interp(u, *_sorted(cu, cv))
-        span = np.abs(u) <= 1.0
+        span = np.abs(u) <= 1.3  # a little past the corners, where the lips also part
         ey = self.axes[1]
 
         def flat_index(px: np.ndarray, py: np.ndarray) -> np.ndarray:
@@ -377,13 +377,13 @@ class MouthSolver:
         q = self.warp.grid[oy0:oy1, ox0:ox1]
         if head_coarse is not None:
             q = q - self.warp.head_backward_at(head_coarse, q)
-        # Which lip each point belongs to, from the deformed lip line.
+        # Which lip each point belongs to: on or below the deformed lower lip it follows the
+        # lower lip; above it (the opening included) the upper lip, so whatever the photo
+        # shows between the lips (teeth) stays attached to the upper jaw.
         deformed = self.rest_xy + offsets
-        cu, cv = self.mouth_coords(deformed[:, 0], deformed[:, 1])
-        mid_u = (cu[self.pair_up] + cu[self.pair_lo]) / 2
-        mid_v = (cv[self.pair_up] + cv[self.pair_lo]) / 2
+        cu, cv = self.mouth_coords(deformed[self.pair_lo, 0], deformed[self.pair_lo, 1])
         u, v = self.mouth_coords(q[..., 0], q[..., 1])
-        below = (v > np.interp(u, *_sorted(mid_u, mid_v)))[..., None]
+        below = (v > np.interp(u, *_sorted(cu, cv)) - 0.5)[..., None]
         origin = np.array([x0, y0], np.float32)
         x = q
         for _ in range(iterations):

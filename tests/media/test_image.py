@@ -162,3 +162,10 @@ def test_missing_and_empty(tmp_path):
     (tmp_path / "empty.png").touch()
     with pytest.raises(InputError, match="empty"):
         load_image(tmp_path / "empty.png")
+
+
+def test_iphone_heic_gets_a_helpful_message(tmp_path):
+    path = tmp_path / "IMG_0001.HEIC"
+    path.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(200))
+    with pytest.raises(InputError, match="IMG_0001.HEIC.*HEIC/AVIF image"):
+        load_image(path)

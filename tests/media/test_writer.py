@@ -196,3 +196,32 @@ def test_invalid_settings(tmp_path, kwargs, match):
 def test_missing_output_folder_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         VideoWriter(tmp_path / "no" / "out.mp4", 25, SIZE, None, 1.0)
+
+
+def test_output_path_taken_by_a_folder_is_an_input_error(tmp_path):
+    (tmp_path / "out.mp4").mkdir()
+    with pytest.raises(InputError, match="cannot save 'out.mp4'"):
+        _write(tmp_path / "out.mp4", 25, None, 0.2)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+
+
+@pytest.mark.parametrize("fps", [5, 24, 60])
+def test_flash_and_click_stay_together(tmp_path, fps):
+    """A white frame at 1.0 s and a click at 1.0 s in the source are both at 1.0 s when
+    the MP4 is decoded (video timestamps after the edit list, audio after priming)."""
+    import av
+
+    rate = 48000
+    click = np.zeros(2 * rate)
+    click[rate:rate + 240] = 0.8  # 5 ms burst at 1.0 s
+    source = write_wav(tmp_path / "click.wav", click, rate)
+    with VideoWriter(tmp_path / "sync.mp4", fps, SIZE, source, 2.0) as writer:
+        for i in range(writer.n_frames):
+            writer.write(np.full((48, 64, 3), 255 if i == fps else 0, np.uint8))
+    with av.open(str(tmp_path / "sync.mp4")) as container:
+        flashes = [frame.time for frame in container.decode(video=0)
+                   if frame.to_ndarray(format="gray").mean() > 128]
+    assert flashes == [pytest.approx(1.0, abs=1e-3)]
+    audio = load_audio(tmp_path / "sync.mp4").samples
+    onset_s = np.argmax(np.abs(audio) > 0.3) / 16000
+    assert onset_s == pytest.approx(1.0, abs=0.003)
