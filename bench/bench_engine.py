@@ -21,11 +21,13 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 MOUTHPIECE = [sys.executable, "-m", "mouthpiece.cli"]
-TEXT = (
-    "Good morning, everybody. Today we will look at maps of the moon, and maybe "
-    "a few pictures of big blue planets. Please open your books at page seven. "
-    "Before we begin, remember that the exam is on Friday."
+SENTENCES = (
+    "Good morning, everybody.",
+    "Today we will look at maps of the moon, and maybe a few pictures of big blue planets.",
+    "Please open your books at page seven.",
+    "Remember that the exam is on Friday.",
 )
+TEXT = " ".join(SENTENCES)
 
 
 def run_measured(args: list[str]) -> tuple[dict, float]:
@@ -123,14 +125,14 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "engine.json"))
     args = parser.parse_args()
 
-    from mouthpiece.speech.reference_tts import synthesize_with_timings
+    from mouthpiece.speech.reference_tts import synthesize_passage
 
     results: dict = {"cpu_count": os.cpu_count()}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         image = ROOT / "samples" / "portrait.jpg"
         speech = tmp / "speech.wav"
-        segments = synthesize_with_timings(TEXT, speech)
+        segments = synthesize_passage(SENTENCES, speech, (0.3, 0.5, 0.6, 0.5, 0.4))
         results["speech_s"] = round(segments[-1].end_s, 2)
 
         for res in (512, 1024):

@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SENTENCE = "Bob bought my big puppy a map. We met at the pool by the mall."
+SENTENCES = ("Bob bought my big puppy a map.", "We met at the pool by the mall.")
+SENTENCE = " ".join(SENTENCES)
+PAUSES_S = (0.4, 0.6, 0.5)  # silence before, between and after the two sentences
 
 
 @pytest.fixture(scope="session")
@@ -32,11 +34,11 @@ def astronaut_path(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def festival_speech(tmp_path_factory):
-    """(wav path, text, phoneme segments with exact synthesizer timings)."""
-    from mouthpiece.speech.reference_tts import synthesize_with_timings
+    """(wav path, text, exact phoneme timings): two festival sentences with real pauses."""
+    from mouthpiece.speech.reference_tts import synthesize_passage
 
     path = tmp_path_factory.mktemp("speech") / "speech.wav"
-    segments = synthesize_with_timings(SENTENCE, path)
+    segments = synthesize_passage(SENTENCES, path, PAUSES_S)
     return path, SENTENCE, segments
 
 

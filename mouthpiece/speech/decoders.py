@@ -22,6 +22,16 @@ ALIGN_BEAMS = {"beam": 1e-100, "wbeam": 1e-80, "pbeam": 1e-100}
 ALIGN_CONFIG = {**ALIGN_BEAMS, "bestpath": False}
 
 
+def fresh_front_end(decoder) -> None:
+    """Reset the feature front end before an utterance.
+
+    Its noise-removal estimate otherwise carries over from the previous utterance, so the same
+    audio decoded to different words depending on what the process decoded before — fatal for
+    "same inputs + seed → same frames". `reinit_feat` costs ~0.1 ms.
+    """
+    decoder.reinit_feat()
+
+
 @dataclass
 class _Locked:
     decoder: object  # pocketsphinx.Decoder

@@ -53,6 +53,7 @@ def align_words(pcm: bytes, words: list[str], pad_s: float) -> list[PhonemeSegme
             raise AlignmentError("no pronounceable words in the transcript")
         try:
             decoder.set_align_text(" ".join(words))
+            decoders.fresh_front_end(decoder)
             decoder.start_utt()
             decoder.process_raw(pcm, full_utt=True)
             decoder.end_utt()

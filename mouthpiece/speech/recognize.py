@@ -34,6 +34,7 @@ def decode_words(pcm: bytes) -> list[str]:
     locked = decoders.word_recognizer()
     with locked.lock:
         decoder = locked.decoder
+        decoders.fresh_front_end(decoder)
         decoder.start_utt()
         decoder.process_raw(pcm, full_utt=True)
         decoder.end_utt()
@@ -48,6 +49,7 @@ def decode_phones(pcm: bytes, pad_s: float) -> list[PhonemeSegment]:
     locked = decoders.phone_recognizer()
     with locked.lock:
         decoder = locked.decoder
+        decoders.fresh_front_end(decoder)
         decoder.start_utt()
         decoder.process_raw(pcm, full_utt=True)
         decoder.end_utt()

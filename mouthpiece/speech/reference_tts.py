@@ -114,3 +114,37 @@ def synthesize_with_timings(
         segments.append(PhonemeSegment(festival_phone(name), start, end))
         start = end
     return cover_timeline(segments, len(samples) / sample_rate)
+
+
+def synthesize_passage(
+    sentences: list[str] | tuple[str, ...],
+    out_wav: str | Path,
+    pauses_s: float | tuple[float, ...] = 0.5,
+    voice: str = DEFAULT_VOICE,
+    sample_rate: int = SAMPLE_RATE,
+) -> list[PhonemeSegment]:
+    """Several sentences with real pauses around and between them (exact timings).
+
+    `pauses_s`: one length for every pause, or len(sentences) + 1 lengths (before, between,
+    after). festival alone pauses only briefly at full stops; measuring "mouth closed in
+    silences" needs pauses like a speaker's.
+    """
+    pauses = (pauses_s,) * (len(sentences) + 1) if isinstance(pauses_s, (int, float)) else pauses_s
+    if len(pauses) != len(sentences) + 1:
+        raise ValueError("pauses_s needs one length per gap: len(sentences) + 1")
+    chunks, segments, t = [], [], 0.0  # t: seconds
+    with tempfile.TemporaryDirectory(prefix="mouthpiece-tts-") as tmp:
+        for index, pause in enumerate(pauses):
+            chunks.append(np.zeros(round(pause * sample_rate), np.float32))
+            segments.append(PhonemeSegment(SILENCE, t, t + pause))
+            t += pause
+            if index == len(sentences):
+                break
+            part = Path(tmp) / f"part{index}.wav"
+            for seg in synthesize_with_timings(sentences[index], part, voice, sample_rate):
+                segments.append(PhonemeSegment(seg.phone, t + seg.start_s, t + seg.end_s))
+            samples, _ = _read_wav(part)
+            chunks.append(samples)
+            t += len(samples) / sample_rate
+    write_wav(out_wav, np.concatenate(chunks), sample_rate)
+    return cover_timeline(segments, t)

@@ -117,7 +117,7 @@ def test_decompression_bomb_is_refused_from_the_header(tmp_path, width, height):
     start = time.perf_counter()
     with pytest.raises(InputError, match="bomb.png.*(downscale|too large)"):
         load_image(path)
-    assert time.perf_counter() - start < 0.5  # refused before any decoding
+    assert time.perf_counter() - start < 5.0  # refused before any decoding (decoding takes minutes)
 
 
 def test_max_pixels_is_a_parameter(astronaut, tmp_path):

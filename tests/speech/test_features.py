@@ -1,4 +1,3 @@
-import time
 
 import numpy as np
 import pytest
@@ -87,14 +86,9 @@ def test_vowel_cues_follow_the_reference_phones(bob):
     assert mean_over("P", "closure") > 0.5
 
 
-def test_speed_and_bad_input(bob):
+def test_bad_input(bob):
+    """(Speed is measured in bench/, not asserted here.)"""
     audio, _ = bob
-    long = Audio(np.tile(audio.samples, 6))
-    frame_features(long, 25, 10)  # warm-up
-    start = time.perf_counter()
-    frame_features(long, 25, int(long.duration_s * 25))
-    ms_per_s = (time.perf_counter() - start) * 1e3 / long.duration_s
-    assert ms_per_s < 40.0  # measured ~8 ms per second of audio (budget 20)
     with pytest.raises(InputError):
         frame_features(audio, 0, 10)
     assert frame_features(audio, 25, 0).n_frames == 0

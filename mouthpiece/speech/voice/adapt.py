@@ -1,0 +1,101 @@
+"""adapt(): synthesized speech → the reference speaker's voice and the style clip's prosody.
+
+The formant warp is the one free choice: it is picked by speaker similarity (resemblyzer
+cosine to the reference) over a small grid, on a ≤ 4 s excerpt, once per (reference, engine
+voice) — the best warp is a property of the two vocal tracts, not of the sentence.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+from scipy.signal import resample_poly
+
+from mouthpiece.speech.voice.analysis import Prosody
+from mouthpiece.speech.voice.convert import (
+    ConversionPlan, analyze_source, apply_conversion, plan_conversion,
+)
+from mouthpiece.speech.voice.embedding import cosine, embed
+from mouthpiece.speech.voice.reference import VoiceProfile
+from mouthpiece.types import SAMPLE_RATE
+
+log = logging.getLogger(__name__)
+
+WARP_GRID = (0.86, 0.93, 1.0, 1.08, 1.16, 1.24)
+SEARCH_EXCERPT_S = 4.0
+_warp_cache: dict[tuple[str, str], float] = {}
+_cache_lock = threading.Lock()
+
+
+@dataclass
+class Adaptation:
+    """`samples`: (N',) float32 at the input rate; `time_scale`: N' / N (phone times scale by
+    it); `similarity`: {"base", "adapted"} cosine to the reference (None without one)."""
+
+    samples: np.ndarray
+    time_scale: float
+    plan: ConversionPlan
+    similarity: dict | None
+    warnings: list[str] = field(default_factory=list)
+
+
+def to_16k(samples: np.ndarray, rate: int) -> np.ndarray:
+    if rate == SAMPLE_RATE:
+        return np.asarray(samples, np.float32)
+    ratio = Fraction(SAMPLE_RATE, rate)
+    return resample_poly(samples, ratio.numerator, ratio.denominator).astype(np.float32)
+
+
+def _excerpt(samples: np.ndarray, rate: int) -> np.ndarray:
+    n = int(SEARCH_EXCERPT_S * rate)
+    if len(samples) <= n:
+        return samples
+    start = (len(samples) - n) // 2
+    return samples[start:start + n]
+
+
+def choose_warp(samples: np.ndarray, rate: int, target: VoiceProfile, cache_key: str) -> float:
+    """The WARP_GRID value whose conversion sounds most like `target` (cached per key)."""
+    key = (target.digest, cache_key)
+    with _cache_lock:
+        if key in _warp_cache:
+            return _warp_cache[key]
+    excerpt = analyze_source(_excerpt(samples, rate), rate)
+    scores = {}
+    for alpha in WARP_GRID:
+        plan = plan_conversion(excerpt, target, None, alpha, change_rate=False)
+        converted = apply_conversion(excerpt, plan)
+        scores[alpha] = cosine(embed(to_16k(converted, rate)), target.embedding)
+    best = max(scores, key=scores.get)
+    log.info("formant warp scores %s → %.2f", {k: round(v, 3) for k, v in scores.items()}, best)
+    with _cache_lock:
+        _warp_cache[key] = best
+    return best
+
+
+def adapt(
+    samples: np.ndarray,
+    rate: int,
+    target: VoiceProfile | None = None,
+    style: Prosody | None = None,
+    *,
+    cache_key: str = "",
+    change_rate: bool = True,
+) -> Adaptation:
+    """Convert `samples` (mono float32 at `rate` Hz) toward `target`'s voice and `style`'s
+    prosody (pitch range, energy, speaking rate; default: the target's own)."""
+    source = analyze_source(samples, rate)
+    warp = choose_warp(samples, rate, target, cache_key) if target is not None else 1.0
+    plan = plan_conversion(source, target, style, warp, change_rate=change_rate)
+    converted = apply_conversion(source, plan)
+    time_scale = len(converted) / len(samples)
+    similarity = None
+    if target is not None:
+        base = cosine(embed(to_16k(samples, rate)), target.embedding)
+        adapted = cosine(embed(to_16k(converted, rate)), target.embedding)
+        similarity = {"base": round(base, 4), "adapted": round(adapted, 4)}
+    return Adaptation(converted, time_scale, plan, similarity)
