@@ -185,7 +185,9 @@ def _generate(image_path, audio_path, out_path, params: GenerationParams, *, mot
 
     # 5. render, streamed into 6. the encoder (with the original audio muxed)
     renderer = Renderer(rig, full_frame=params.full_frame)
-    with VideoWriter(out_path, params.fps, renderer.output_size, audio_path, duration_s) as writer:
+    # the audio is fitted to the video: n_frames / fps differs from duration_s by < half a frame
+    with VideoWriter(out_path, params.fps, renderer.output_size, audio_path,
+                     n_frames / params.fps) as writer:
         for index, row in enumerate(track.values):
             writer.write(renderer.render(row))
             if index % 10 == 0:
