@@ -19,11 +19,12 @@ from mouthpiece import __version__
 from mouthpiece.checkpoints import AuditLog, audit_record
 from mouthpiece.face import build_rig
 from mouthpiece.media import VideoWriter, load_audio, load_image
-from mouthpiece.motion import build_track
+from mouthpiece.motion import TrackBuilder
 from mouthpiece.params import GenerationParams
 from mouthpiece.render import Renderer
-from mouthpiece.speech import align_transcript, frame_features, recognize_phonemes
-from mouthpiece.types import Audio, InputError, MotionTrack
+from mouthpiece.speech import align_transcript, frame_features
+from mouthpiece.speech.streaming import ChunkedRecognizer, plan_chunks
+from mouthpiece.types import Audio, AudioFeatures, InputError, MotionTrack, PhonemeSegment
 
 log = logging.getLogger(__name__)
 
@@ -153,55 +154,106 @@ def _generate(image_path, audio_path, out_path, params: GenerationParams, *, mot
         raise InputError(f"duration {duration_s:.3f} s gives no frame at {params.fps} fps")
     t = lap("load", started)
 
-    # 2. face rig (landmarks, crop, working resolution)
-    report("face", 0.0)
-    rig = build_rig(image, face_index=params.face_index, expand_ratio=params.expand_ratio,
-                    min_resolution=params.min_resolution)
-    t = lap("face", t)
-
-    # 3. speech analysis → 4. motion track
+    # 2. speech: acoustic features now; phonemes per chunk (a worker process recognises them
+    #    while the chunks before are rendered) or all at once from a transcript
     report("speech", 0.0)
-    if motion_in is not None:
-        track = _check_track(motion_in, n_frames, params.fps)
-        source = "motion-in"
-    else:
-        analysis = _fit_audio(audio, round(duration_s * audio.sample_rate))
-        features = frame_features(analysis, params.fps, n_frames)
-        if params.transcript:
-            segments, source = align_transcript(analysis, params.transcript), "forced-alignment"
-        else:
-            segments, source = recognize_phonemes(analysis), "recognition"
-        t = lap("speech", t)
-        report("motion", 0.0)
-        track = build_track(
-            segments, features, n_frames=n_frames, fps=params.fps,
-            dynamic_scale=params.dynamic_scale, motion_scale=params.motion_scale,
-            inference_steps=params.inference_steps, seed=params.seed,
-            smoothing=params.smoothing, lip_sync_correction=params.lip_sync_correction,
-        )
+    analysis = _fit_audio(audio, round(duration_s * audio.sample_rate))
+    features = frame_features(analysis, params.fps, n_frames)
+    phonemes = _phoneme_source(analysis, features, params, motion_in is not None)
+
+    # 3. face rig (landmarks, crop, working resolution)
+    report("face", 0.0)
+    try:
+        rig = build_rig(image, face_index=params.face_index, expand_ratio=params.expand_ratio,
+                        min_resolution=params.min_resolution)
+    except BaseException:
+        phonemes.__exit__(None, None, None)
+        raise
+
+    # 4. motion: head, expression and blinks for the whole clip; the mouth span by span
+    builder = TrackBuilder(
+        features, n_frames=n_frames, fps=params.fps, dynamic_scale=params.dynamic_scale,
+        motion_scale=params.motion_scale, inference_steps=params.inference_steps,
+        seed=params.seed, smoothing=params.smoothing,
+        lip_sync_correction=params.lip_sync_correction,
+    )
+    track = _check_track(motion_in, n_frames, params.fps) if motion_in else MotionTrack.zeros(
+        n_frames, params.fps)
+    renderer = Renderer(rig, full_frame=params.full_frame)
+    t = lap("prepare", t)
+
+    # 5. render, streamed into 6. the encoder (the audio is fitted to the video:
+    #    n_frames / fps differs from duration_s by less than half a frame)
+    with phonemes, VideoWriter(out_path, params.fps, renderer.output_size, audio_path,
+                               n_frames / params.fps) as writer:
+        for index, (f0, f1) in enumerate(phonemes.spans(n_frames)):
+            if motion_in is None:
+                track.values[f0:f1] = builder.span(phonemes.segments(index), f0, f1).values
+            for k in range(f0, f1):
+                writer.write(renderer.render(track.values[k]))
+                if k % 10 == 0:
+                    report("render", k / n_frames)
+    report("render", 1.0)
+    lap("speech+render+encode", t)
+    track.meta.update(av_offset_s=float(np.median(builder.offsets_s)) if builder.offsets_s else 0.0,
+                      phonemes=phonemes.name, seed=params.seed)
     if motion_out is not None:
         track.save_json(motion_out)
-    t = lap("motion", t)
-
-    # 5. render, streamed into 6. the encoder (with the original audio muxed)
-    renderer = Renderer(rig, full_frame=params.full_frame)
-    # the audio is fitted to the video: n_frames / fps differs from duration_s by < half a frame
-    with VideoWriter(out_path, params.fps, renderer.output_size, audio_path,
-                     n_frames / params.fps) as writer:
-        for index, row in enumerate(track.values):
-            writer.write(renderer.render(row))
-            if index % 10 == 0:
-                report("render", index / n_frames)
-    report("render", 1.0)
-    lap("render+encode", t)
 
     return GenerationResult(
         out=str(out_path), frames=n_frames, fps=params.fps, duration_s=n_frames / params.fps,
         audio_s=audio.duration_s, compute_s=time.perf_counter() - started,
         resolution=tuple(renderer.output_size), checkpoint=rules_checkpoint(),
-        params=params.as_dict(), warnings=warnings, timings_s=timings, phonemes=source,
-        av_offset_s=float(track.meta.get("av_offset_s", 0.0)),
+        params=params.as_dict(), warnings=warnings, timings_s=timings, phonemes=phonemes.name,
+        av_offset_s=track.meta["av_offset_s"],
     )
+
+
+class _KnownPhonemes:
+    """Phonemes known before rendering (a transcript's alignment, or none for --motion-in)."""
+
+    def __init__(self, name: str, segments: list[PhonemeSegment]) -> None:
+        self.name, self._segments = name, segments
+
+    def spans(self, n_frames: int) -> list[tuple[int, int]]:
+        return [(0, n_frames)]
+
+    def segments(self, index: int) -> list[PhonemeSegment]:
+        return self._segments
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+class _StreamedPhonemes(_KnownPhonemes):
+    """Phonemes recognised chunk by chunk in a worker process (no transcript)."""
+
+    def __init__(self, audio: Audio, features: AudioFeatures) -> None:
+        super().__init__("recognition", [])
+        self._spans = plan_chunks(features.series["speech"], features.fps)
+        seconds = [(f0 / features.fps, f1 / features.fps) for f0, f1 in self._spans]
+        self._recognizer = ChunkedRecognizer(audio, seconds)
+
+    def spans(self, n_frames: int) -> list[tuple[int, int]]:
+        return self._spans
+
+    def segments(self, index: int) -> list[PhonemeSegment]:
+        return self._recognizer.segments(index)
+
+    def __exit__(self, *exc) -> None:
+        self._recognizer.close()
+
+
+def _phoneme_source(audio: Audio, features: AudioFeatures, params: GenerationParams,
+                    motion_given: bool) -> _KnownPhonemes:
+    if motion_given:
+        return _KnownPhonemes("motion-in", [])
+    if params.transcript:
+        return _KnownPhonemes("forced-alignment", align_transcript(audio, params.transcript))
+    return _StreamedPhonemes(audio, features)
 
 
 def _check_track(track: MotionTrack, n_frames: int, fps: int) -> MotionTrack:

@@ -2,7 +2,7 @@
 loudness-driven jaw, stochastic head/expression sampler, blinks, smoothing, A/V sync)."""
 
 from mouthpiece.motion.blinks import sample_blinks
-from mouthpiece.motion.build import build_track, frame_series
+from mouthpiece.motion.build import TrackBuilder, build_track, frame_series
 from mouthpiece.motion.head import sample_head
 from mouthpiece.motion.smoothing import smooth_track
 from mouthpiece.motion.sync import correct_offset, estimate_offset

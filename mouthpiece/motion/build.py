@@ -23,7 +23,7 @@ from mouthpiece.motion.coarticulation import (
 from mouthpiece.motion.head import HEAD_EXPR_CHANNELS, sample_head
 from mouthpiece.motion.smoothing import smooth_head, smooth_mouth
 from mouthpiece.motion.sync import correct_offset
-from mouthpiece.motion.visemes import JAW, PRESS, ROUND, SMILE, TUCK, UPPER, WIDE
+from mouthpiece.motion.visemes import JAW, ROUND, SMILE, UPPER, WIDE
 from mouthpiece.types import (
     MOUTH_CHANNELS, AudioFeatures, InputError, MotionTrack, PhonemeSegment,
 )
@@ -105,34 +105,63 @@ def build_track(segments: list[PhonemeSegment], features: AudioFeatures | None, 
     head and expression (0 = still head; blinks are physiological and stay);
     `inference_steps` are the head sampler's denoising iterations; same `seed` → same track.
     """
-    _validate(n_frames, fps, dynamic_scale, motion_scale, inference_steps, seed)
-    n_frames = int(n_frames)
-    series = frame_series(features, n_frames, fps)
-    track = MotionTrack.zeros(n_frames, fps)
-    mouth = mouth_curves(segments, series, n_frames, fps, dynamic_scale, smoothing)
-    rng = np.random.default_rng(int(seed))
-    head = sample_head(series, n_frames, fps, rng, int(inference_steps), motion_scale)
-    blinks = sample_blinks(series, n_frames, fps, rng)
-    for c, name in enumerate(MOUTH_CHANNELS):
-        track[name] = mouth[:, c]
-    for c, name in enumerate(HEAD_EXPR_CHANNELS):
-        if name == "smile":
-            track[name] = track[name] + head[:, c]  # expression on top of the visemes' smile
-        else:
-            track[name] = head[:, c]
-    track["blink_l"], track["blink_r"] = blinks[:, 0], blinks[:, 1]
-    if lip_sync_correction:
-        correct_offset(track, series)
-    else:
-        track.meta["av_offset_s"] = 0.0
-        track.meta["av_offset_applied_s"] = 0.0
-    if smoothing:
-        smooth_head(track)
-    track = track.clipped()
+    builder = TrackBuilder(features, n_frames=n_frames, fps=fps, dynamic_scale=dynamic_scale,
+                           motion_scale=motion_scale, inference_steps=inference_steps, seed=seed,
+                           smoothing=smoothing, lip_sync_correction=lip_sync_correction)
+    track = builder.span(segments, 0, int(n_frames))
     track.meta.update(_summary(segments, features, seed, inference_steps, dynamic_scale,
                                motion_scale, smoothing, lip_sync_correction))
     log.debug("motion track: %d frames at %g fps, meta %s", n_frames, fps, track.meta)
     return track
+
+
+class TrackBuilder:
+    """Builds a track span by span, for streaming: head, expression and blinks are sampled
+    for the whole length up front (they need only the acoustic series); the mouth of frames
+    [f0, f1) is built when that span's phonemes are known. Spans should meet inside pauses,
+    where the mouth rests: one span over everything is exactly `build_track`.
+    """
+
+    def __init__(self, features: AudioFeatures | None, *, n_frames: int, fps: float,
+                 dynamic_scale: float = 1.0, motion_scale: float = 1.0,
+                 inference_steps: int = 25, seed: int = 0, smoothing: bool = True,
+                 lip_sync_correction: bool = True) -> None:
+        _validate(n_frames, fps, dynamic_scale, motion_scale, inference_steps, seed)
+        self.fps, self.n_frames = fps, int(n_frames)
+        self.dynamic_scale, self.smoothing = dynamic_scale, smoothing
+        self.lip_sync_correction = lip_sync_correction
+        self.series = frame_series(features, self.n_frames, fps)
+        self.base = MotionTrack.zeros(self.n_frames, fps)  # head, expression, blinks
+        rng = np.random.default_rng(int(seed))
+        head = sample_head(self.series, self.n_frames, fps, rng, int(inference_steps), motion_scale)
+        blinks = sample_blinks(self.series, self.n_frames, fps, rng)
+        for c, name in enumerate(HEAD_EXPR_CHANNELS):
+            self.base[name] = head[:, c]
+        self.base["blink_l"], self.base["blink_r"] = blinks[:, 0], blinks[:, 1]
+        if smoothing:
+            smooth_head(self.base)
+        self.offsets_s: list[float] = []  # A/V offset estimate of each span built
+
+    def span(self, segments: list[PhonemeSegment], f0: int, f1: int) -> MotionTrack:
+        """Frames [f0, f1) of the track; `segments` in seconds of the whole audio."""
+        n = f1 - f0
+        t0 = f0 / self.fps  # seconds
+        local = [PhonemeSegment(s.phone, s.start_s - t0, s.end_s - t0, s.confidence)
+                 for s in segments if s.end_s > t0 and s.start_s < f1 / self.fps]
+        series = {k: v[f0:f1] for k, v in self.series.items()}
+        mouth = MotionTrack.zeros(n, self.fps)
+        curves = mouth_curves(local, series, n, self.fps, self.dynamic_scale, self.smoothing)
+        for c, name in enumerate(MOUTH_CHANNELS):
+            mouth[name] = curves[:, c]
+        if self.lip_sync_correction:
+            correct_offset(mouth, series)
+        else:
+            mouth.meta.update(av_offset_s=0.0, av_offset_applied_s=0.0)
+        self.offsets_s.append(mouth.meta["av_offset_s"])
+        track = MotionTrack(self.fps, self.base.values[f0:f1].copy(), meta=dict(mouth.meta))
+        for name in MOUTH_CHANNELS:  # the expression's smile sits on top of the visemes' smile
+            track[name] = track[name] + mouth[name]
+        return track.clipped()
 
 
 def _summary(segments, features, seed, steps, dynamic_scale, motion_scale, smoothing,
