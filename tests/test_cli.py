@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from mouthpiece.media import sha256_file
+
 CLI = [sys.executable, "-m", "mouthpiece.cli"]
+
+
+@pytest.fixture(autouse=True)
+def _work_in_tmp(tmp_path, monkeypatch):
+    """The CLI writes its audit log under ./data: keep that out of the repository."""
+    monkeypatch.chdir(tmp_path)
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -40,6 +48,29 @@ def test_generate_json_result(tmp_path, portrait_path, festival_speech):
     assert any("min_resolution" in w for w in result["warnings"])  # 256 < recommended 512
     assert out.is_file() and (tmp_path / "t.json").is_file()
     assert result["frames"] == round(result["audio_s"] * 25)
+
+    # one audit line per generation (CONTRACT.md), checked field by field
+    audit = [json.loads(line) for line in (tmp_path / "data" / "audit.jsonl").read_text().splitlines()]
+    assert len(audit) == 1
+    record = audit[0]
+    assert record["outcome"] == "succeeded" and record["error"] is None
+    assert record["checkpoint"] == result["checkpoint"]
+    assert record["inputs"]["image"] == sha256_file(portrait_path)
+    assert record["inputs"]["audio"] == sha256_file(wav)
+    assert record["output"] == sha256_file(out)
+    assert record["params"] == result["params"]
+    assert record["audio_s"] == pytest.approx(result["audio_s"], abs=1e-3)
+    assert record["duration_s"] is None  # not requested: the audio's length
+    assert record["compute_s"] > 0 and record["time"].endswith(("Z", "+00:00"))
+
+
+def test_failed_generation_is_audited(tmp_path, noise_image, festival_speech):
+    wav, _, _ = festival_speech
+    proc = run("generate", "--image", str(noise_image), "--audio", str(wav), "--out", str(tmp_path / "o.mp4"))
+    assert proc.returncode == 2
+    record = json.loads((tmp_path / "data" / "audit.jsonl").read_text().splitlines()[-1])
+    assert record["outcome"] == "failed" and "no face" in record["error"]
+    assert record["output"] is None
 
 
 def test_missing_files(tmp_path, portrait_path, festival_speech):
