@@ -14,6 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from mouthpiece.render.blend import blend_over
 from mouthpiece.render.deform import FaceDeformer
 from mouthpiece.topology import (
     INNER_CORNER_L,
@@ -89,6 +90,25 @@ class MouthPainter:
         self._band = np.clip(band, 0, None)
         rest_gap = float(np.linalg.norm(xy[LOWER_LIP_INNER_MID] - xy[UPPER_LIP_INNER_MID]))
         self.seam_strength = float(np.clip((rest_gap - 1.0) / 2.0, 0.0, 1.0))
+        self.teeth_above = self._teeth_above_lip_line(crop, xy, ey, lip) if rest_gap > 3 else 0.0
+
+    def _teeth_above_lip_line(self, crop: np.ndarray, xy: np.ndarray, down: np.ndarray,
+                              lip: np.ndarray) -> float:
+        """How far (px) teeth show above the detected inner upper lip line of an open photo
+        mouth (the landmark sits a little low on bright teeth): the closed-lip seam covers it."""
+        h, w = crop.shape[:2]
+        luma = crop.astype(np.float32) @ _LUMA.astype(np.float32)
+        threshold = float(lip @ _LUMA) + 25.0
+        reach = []
+        for idx in _UPPER[3:-3]:  # the middle of the upper lip
+            n = 0
+            for step in range(1, int(0.05 * self.unit) + 1):
+                x, y = np.round(xy[idx] - step * down).astype(int)
+                if not (0 <= x < w and 0 <= y < h) or luma[y, x] < threshold:
+                    break
+                n = step
+            reach.append(n)
+        return float(np.median(reach)) if reach else 0.0
 
     def paint(self, frame: np.ndarray, moved: np.ndarray) -> None:
         """Paint the interior in place; `moved`: (468, 2) landmark positions in `frame`."""
@@ -120,28 +140,33 @@ class MouthPainter:
         if max_open < 0.5:
             return
 
-        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-        rel_x, rel_y = xs - np.float32(centre[0]), ys - np.float32(centre[1])
-        u = (rel_x * ex[0] + rel_y * ex[1]) / half
-        v = rel_x * ey[0] + rel_y * ey[1]
-        v_up = np.interp(u, *_sorted(cu_up, cv_up)).astype(np.float32)
-        v_lo = np.interp(u, *_sorted(cu_lo, cv_lo)).astype(np.float32)
-        band = np.interp(u, self._band_u, self._band).astype(np.float32)
-
         mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
         pts = np.round((poly - [x0, y0]) * (1 << _SHIFT)).astype(np.int32)
         cv2.fillPoly(mask, [pts], 255, lineType=cv2.LINE_AA, shift=_SHIFT)
-        alpha = mask.astype(np.float32) / 255.0
+        # Only the pixels inside the opening: coordinates along (u) and across (v) the mouth.
+        ys, xs = np.nonzero(mask)
+        rel_x = (xs + (x0 - centre[0])).astype(np.float32)
+        rel_y = (ys + (y0 - centre[1])).astype(np.float32)
+        u = (rel_x * np.float32(ex[0]) + rel_y * np.float32(ex[1])) * np.float32(1 / half)
+        v = rel_x * np.float32(ey[0]) + rel_y * np.float32(ey[1])
+        v_up = np.interp(u, *_sorted(cu_up, cv_up)).astype(np.float32)
+        v_lo = np.interp(u, *_sorted(cu_lo, cv_lo)).astype(np.float32)
+        band = np.interp(u, self._band_u, self._band).astype(np.float32)
         # Painted only below the photo's own band (soft edge), fading in as the lips part.
-        alpha *= np.clip((v - v_up - band) / 2.0 + 0.5, 0, 1)
-        if not alpha.any():
+        alpha = mask[ys, xs].astype(np.float32) * np.float32(1 / 255)
+        alpha *= np.clip((v - v_up - band) * np.float32(0.5) + np.float32(0.5), 0, 1)
+        keep = alpha > 1 / 512
+        if not keep.any():
             return
-        colour = self._interior(u, v, v_up, v_lo, half, max_open)
-        a = alpha[..., None]
-        box[:] = np.clip(box + (colour - box) * a + 0.5, 0, 255).astype(np.uint8)
+        ys, xs, u, v, v_up, v_lo = ys[keep], xs[keep], u[keep], v[keep], v_up[keep], v_lo[keep]
+        colour = self._interior(u, v, v_up, v_lo, half, max_open)  # (n, 3)
+        under = box[ys, xs].astype(np.float32)
+        mixed = under + (colour - under) * alpha[keep][:, None] + np.float32(0.5)
+        box[ys, xs] = np.clip(mixed, 0, 255).astype(np.uint8)
 
     def _interior(self, u, v, v_up, v_lo, half: float, max_open: float) -> np.ndarray:
-        """(h, w, 3) float colours of cavity, tongue and teeth for the box's pixels."""
+        """(n, 3) float32 colours of cavity, tongue and teeth for pixels at mouth coordinates
+        (u, v); `v_up`, `v_lo`: the inner lip lines at their u."""
         unit = self.unit
         opening = np.clip(v_lo - v_up, 0, None)
         across = np.clip(1 - u * u, 0, 1)
@@ -174,20 +199,35 @@ class MouthPainter:
         shade = (1 - 0.75 * u * u) * (0.6 + 0.4 * np.clip(into / np.maximum(0.5 * up_h, 1e-3),
                                                           0, 1))
         # Each tooth a little rounder (brighter mid-tooth), faint gaps between them.
-        border_px = np.min(np.abs(u[..., None] - _TOOTH_BORDERS), axis=-1) * half
+        border = np.abs(u - _TOOTH_BORDERS[0])
+        for b in _TOOTH_BORDERS[1:]:
+            np.minimum(border, np.abs(u - b), out=border)
+        border_px = border * half
         shade *= 0.9 + 0.1 * np.clip(border_px / (0.1 * half), 0, 1)
         shade *= 1 - 0.1 * np.exp(-((border_px / 0.8) ** 2))
         colour += (self.teeth * shade[..., None] - colour) * up_alpha[..., None]
         return colour
 
+    @staticmethod
+    def _up_dir(upper: np.ndarray) -> np.ndarray:
+        along = upper[-1] - upper[0]
+        along = along / max(float(np.linalg.norm(along)), 1e-6)
+        return np.array([along[1], -along[0]])  # perpendicular, towards the nose
+
     def _paint_seam(self, box: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> None:
         """Where lips that are parted in the photo close: lip colour over the squeezed teeth
         with a dark line where the lips meet, only along the closed columns."""
-        soft = max(2, int(round(0.03 * self.unit)))
         core = max(1, int(round(0.008 * self.unit)))
+        soft = max(2, int(round(0.035 * self.unit + self.teeth_above)))
         closed = np.clip(1.5 - np.linalg.norm(lower - upper, axis=1) / 2.0, 0, 1)
-        pts = np.round((upper + lower) / 2 * (1 << _SHIFT)).astype(np.int32)
-        for colour, thickness, weight in ((self.lip * 0.85, soft, 0.6), (self.seam, core, 1.0)):
+        mid = (upper + lower) / 2
+        # The lip-coloured band sits mostly above the seam, over teeth the upper lip's
+        # detected edge leaves uncovered.
+        up_face = self._up_dir(upper)
+        lifted = mid + up_face * (0.15 * soft)
+        for line, colour, thickness, weight in ((lifted, self.lip * 0.85, soft, 0.85),
+                                                (mid, self.seam, core, 1.0)):
+            pts = np.round(line * (1 << _SHIFT)).astype(np.int32)
             layer = np.zeros(box.shape[:2], np.uint8)
             for i in range(len(pts) - 1):
                 level = int(255 * weight * self.seam_strength * min(closed[i], closed[i + 1]))
@@ -197,5 +237,4 @@ class MouthPainter:
             if layer.any():
                 if thickness > 1:
                     layer = cv2.GaussianBlur(layer, (0, 0), thickness / 3)
-                a = (layer.astype(np.float32) / 255.0)[..., None]
-                box[:] = np.clip(box + (colour - box) * a + 0.5, 0, 255).astype(np.uint8)
+                blend_over(box, colour, layer.astype(np.float32) * np.float32(1 / 255))

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
-import cv2
 import numpy as np
 
 from mouthpiece.render.compose import FrameCompositor
@@ -14,10 +11,8 @@ from mouthpiece.render.mouth import MouthPainter
 from mouthpiece.render.warp import FaceWarp
 from mouthpiece.types import CHANNEL_NAMES, HEAD_CHANNELS, FaceRig, InputError
 
-log = logging.getLogger(__name__)
-
 _HEAD = np.array([CHANNEL_NAMES.index(c) for c in HEAD_CHANNELS])
-_BLINK = (CHANNEL_NAMES.index("blink_r"), CHANNEL_NAMES.index("blink_l"))
+_BLINK = (CHANNEL_NAMES.index("blink_r"), CHANNEL_NAMES.index("blink_l"))  # EyelidPainter order
 
 
 class Renderer:
@@ -67,19 +62,20 @@ class Renderer:
         if not np.all(np.isfinite(v)):
             raise InputError("motion values must be finite numbers")
         frame = self.crop.copy()
-        offsets3 = self.deformer.expression_image_offsets(v)  # (468, 3) px
-        offsets = offsets3[:, :2]
-        head = self.deformer.frame.head_motion(v) if v[_HEAD].any() else None
+        offsets = self.deformer.expression_image_offsets(v)[:, :2]  # (468, 2) px
+        head = (self.warp.head_field(*self.deformer.frame.head_motion(v))
+                if v[_HEAD].any() else None)
+        blinks = (float(np.clip(v[_BLINK[0]], 0, 1)), float(np.clip(v[_BLINK[1]], 0, 1)))
+        # Where the warp puts each landmark: the forward field sampled at its rest position.
+        head_shift = (self.warp.head_displacement_at(self._rest_xy, head)
+                      if head is not None else 0.0)
+        moved = self._rest_xy + offsets + head_shift
+        still = self._rest_xy + head_shift
         has_expression = bool(np.abs(offsets).max() > 1e-3)
         if has_expression or head is not None:
-            (y0, y1, x0, x1), src = self.warp.backward_map(
-                offsets if has_expression else None, head)
-            frame[y0:y1, x0:x1] = cv2.remap(self.crop, src, None, cv2.INTER_LINEAR,
-                                            borderMode=cv2.BORDER_REPLICATE)
-        # Where the warp puts each landmark: the forward field sampled at its rest position.
-        moved = self._rest_xy + offsets
-        if head is not None:
-            moved = moved + self.warp.head_displacement_at(self._rest_xy, *head)
+            warp_map = self.warp.backward_map(offsets if has_expression else None, head)
+            self.eyes.fix_map(warp_map.src, warp_map.region, moved, still, blinks)
+            self.warp.apply(frame, self.crop, warp_map)
         self.mouth.paint(frame, moved)
-        self.eyes.paint(frame, moved, v[_BLINK[0]], v[_BLINK[1]])
+        self.eyes.paint(frame, moved, still, blinks)
         return frame
