@@ -9,6 +9,6 @@ from mouthpiece.motion.sync import correct_offset, estimate_offset
 from mouthpiece.motion.visemes import VISEME_OF_PHONE, VISEMES, articulation
 
 __all__ = [
-    "VISEMES", "VISEME_OF_PHONE", "articulation", "build_track", "correct_offset",
+    "TrackBuilder", "VISEMES", "VISEME_OF_PHONE", "articulation", "build_track", "correct_offset",
     "estimate_offset", "frame_series", "sample_blinks", "sample_head", "smooth_track",
 ]

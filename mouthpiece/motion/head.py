@@ -24,6 +24,8 @@ import numpy as np
 from scipy.fft import irfft, next_fast_len, rfft, rfftfreq
 from scipy.ndimage import gaussian_filter1d
 
+from mouthpiece.motion.signal import find_peaks
+
 HEAD_EXPR_CHANNELS: tuple[str, ...] = (
     "head_yaw", "head_pitch", "head_roll", "head_tx", "head_ty", "brow_up", "smile",
 )
@@ -82,13 +84,11 @@ def prosody_mean(series: dict[str, np.ndarray], n_frames: int, fps: float) -> np
     loud = series.get("loudness")
     if loud is None or n_frames < 3:
         return mean
-    from scipy.signal import find_peaks  # scipy.signal imports scipy.stats: ~1 s, so lazily
-
     voiced = series.get("voiced", np.ones(n_frames))
     accent = gaussian_filter1d(loud * (0.5 + 0.5 * voiced), sigma=max(0.05 * fps, 0.5))
-    peaks, props = find_peaks(accent, height=0.3, prominence=0.12,
-                              distance=max(int(0.45 * fps), 1))
-    for p, prom in zip(peaks, props["prominences"]):
+    peaks, prominences = find_peaks(accent, height=0.3, prominence=0.12,
+                                    distance=max(int(0.45 * fps), 1))
+    for p, prom in zip(peaks, prominences):
         strength = min(prom / 0.4, 1.0)
         _add_bump(mean[pitch], times, times[p] - 0.03, 0.12, 0.9 * strength)  # nod, chin down
         if prom > 0.3:

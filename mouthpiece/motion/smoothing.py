@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
+from mouthpiece.motion.signal import savgol
 from mouthpiece.types import MOUTH_CHANNELS, MotionTrack
 
 HEAD_SIGMA_S = 0.08
@@ -42,9 +43,7 @@ def smooth_mouth(mouth: np.ndarray, fps: float) -> np.ndarray:
     window = min(window, n if n % 2 else n - 1)
     if window <= MOUTH_POLYORDER + 2:
         return mouth
-    from scipy.signal import savgol_filter  # scipy.signal imports scipy.stats: ~1 s, lazily
-
-    out = savgol_filter(mouth, window, MOUTH_POLYORDER, axis=0, mode="interp")
+    out = savgol(mouth, window, MOUTH_POLYORDER)
     # the quadratic overshoots below zero at the edge of a rest stretch: that is not motion
     return np.maximum(out, 0.0).astype(mouth.dtype)
 
