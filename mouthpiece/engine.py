@@ -21,6 +21,7 @@ from mouthpiece.checkpoints import AuditLog, audit_record
 from mouthpiece.face import build_rig
 from mouthpiece.media import VideoWriter, load_audio, load_image
 from mouthpiece.motion import TrackBuilder
+from mouthpiece.motion.learned import blend_learned_mouth
 from mouthpiece.params import GenerationParams
 from mouthpiece.render import Renderer
 from mouthpiece.speech import align_transcript, frame_features
@@ -99,18 +100,25 @@ def generate(
     progress: Progress | None = None,
     audit_log: str | Path | None = None,
     user: str | None = None,
+    checkpoint: str | Path | None = None,
+    trust_dir: str | Path | None = None,
+    allow_untrusted: bool = False,
 ) -> GenerationResult:
     """Animate the face in `image_path` to say `audio_path`; write an MP4 to `out_path`.
 
-    With `audit_log`, one JSONL record is appended whether the generation succeeds or fails.
+    With `params.motion == "model"` the learned mouth model of `checkpoint` (default: the
+    shipped, pinned bundle) is verified and used; an untrusted bundle needs `allow_untrusted`
+    and leaves a warning. With `audit_log`, one JSONL record is appended whether the
+    generation succeeds or fails.
     """
     started = time.perf_counter()
     try:
         # BLAS work here is small (mesh set-up); OpenBLAS's extra threads only spin against
         # the phoneme worker and the encoder on a 2-core machine (measured: set-up 0.15 s → 5 s).
         with threadpool_limits(limits=1, user_api="blas"):
+            model = _load_model(params, checkpoint, trust_dir, allow_untrusted)
             result = _generate(image_path, audio_path, out_path, params, motion_in=motion_in,
-                               motion_out=motion_out, progress=progress)
+                               motion_out=motion_out, progress=progress, model=model)
     except Exception as exc:
         if audit_log is not None:
             _audit(audit_log, user, image_path, audio_path, None, params.as_dict(), None,
@@ -137,8 +145,19 @@ def _audit(path, user, image_path, audio_path, out_path, params, result, compute
     AuditLog(path).append(record)
 
 
+def _load_model(params: GenerationParams, checkpoint, trust_dir, allow_untrusted):
+    """The learned mouth model when asked for (imports torch: ~1.5 s), else None."""
+    if params.motion != "model":
+        if checkpoint is not None:
+            raise InputError("--checkpoint needs --motion model (the rules use no checkpoint)")
+        return None
+    from mouthpiece.motion.learned import DEFAULT_BUNDLE, LearnedMotionModel
+
+    return LearnedMotionModel.load(checkpoint or DEFAULT_BUNDLE, trust_dir, allow_untrusted)
+
+
 def _generate(image_path, audio_path, out_path, params: GenerationParams, *, motion_in, motion_out,
-              progress) -> GenerationResult:
+              progress, model) -> GenerationResult:
     started = time.perf_counter()
     timings: dict[str, float] = {}
     report = progress or (lambda stage, fraction: None)
@@ -150,6 +169,9 @@ def _generate(image_path, audio_path, out_path, params: GenerationParams, *, mot
 
     # 1. validate inputs and parameters
     params, warnings = params.validated()
+    if model is not None and not model.checkpoint["trusted"]:
+        warnings.append(f"checkpoint {model.checkpoint['id']} {model.checkpoint['version']} is not "
+                        "signed by a trusted key (loaded with --allow-untrusted)")
     image = load_image(image_path)
     audio = load_audio(audio_path)
     duration_s = params.resolve_duration(audio.duration_s)
@@ -183,6 +205,8 @@ def _generate(image_path, audio_path, out_path, params: GenerationParams, *, mot
     )
     track = _check_track(motion_in, n_frames, params.fps) if motion_in else MotionTrack.zeros(
         n_frames, params.fps)
+    # the model helps where phones are guessed; known phones keep the rules' mouth (better)
+    predicted = model.predict(features) if model and phonemes.name == "recognition" else None
     renderer = Renderer(rig, full_frame=params.full_frame)
     t = lap("prepare", t)
 
@@ -192,7 +216,11 @@ def _generate(image_path, audio_path, out_path, params: GenerationParams, *, mot
                                n_frames / params.fps) as writer:
         for index, (f0, f1) in enumerate(phonemes.spans(n_frames)):
             if motion_in is None:
-                track.values[f0:f1] = builder.span(phonemes.segments(index), f0, f1).values
+                part = builder.span(phonemes.segments(index), f0, f1)
+                if predicted is not None:
+                    part = blend_learned_mouth(part, {c: v[f0:f1] for c, v in predicted.items()},
+                                               dynamic_scale=params.dynamic_scale)
+                track.values[f0:f1] = part.values
             for k in range(f0, f1):
                 writer.write(renderer.render(track.values[k]))
                 if k % 10 == 0:
@@ -207,7 +235,8 @@ def _generate(image_path, audio_path, out_path, params: GenerationParams, *, mot
     return GenerationResult(
         out=str(out_path), frames=n_frames, fps=params.fps, duration_s=n_frames / params.fps,
         audio_s=audio.duration_s, compute_s=time.perf_counter() - started,
-        resolution=tuple(renderer.output_size), checkpoint=rules_checkpoint(),
+        resolution=tuple(renderer.output_size),
+        checkpoint=model.checkpoint if model else rules_checkpoint(),
         params=params.as_dict(), warnings=warnings, timings_s=timings, phonemes=phonemes.name,
         av_offset_s=track.meta["av_offset_s"],
     )

@@ -24,6 +24,12 @@ BOUNDS: dict[str, tuple[float, float, float, float]] = {
 DURATION_TOLERANCE_S = 0.1  # larger audio/duration mismatches need --pad or --trim
 MAX_DURATION_S = 1800.0  # 30 min; a plan may lower it (service)
 MAX_SEED = 2**63 - 1
+# Mouth motion from the viseme rules, or the rules blended with the learned model of a
+# checkpoint (70 % rules + 30 % model where phones are recognised; known phones keep the
+# rules). On recorded speech without a transcript the two tie (r 0.803 vs 0.802,
+# docs/model.md); the model wins on held-out synthetic voices but costs a torch import
+# (~1.5 s, a sixth of a 10-second clip's budget), so the rules are the default.
+MOTION_SOURCES = ("rules", "model")
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,7 @@ class GenerationParams:
     face_index: int = 0
     full_frame: bool = True
     transcript: str | None = None
+    motion: str = "rules"
 
     def validated(self, max_duration_s: float = MAX_DURATION_S) -> tuple["GenerationParams", list[str]]:
         """Check every bound; return (params with the seed fixed, warnings)."""
@@ -71,6 +78,8 @@ class GenerationParams:
             raise InputError(f"seed={self.seed} is out of range: allowed 0–{MAX_SEED}")
         if self.face_index < 0:
             raise InputError(f"face_index={self.face_index} must be ≥ 0")
+        if self.motion not in MOTION_SOURCES:
+            raise InputError(f"motion={self.motion!r} is not one of {', '.join(MOTION_SOURCES)}")
         if self.transcript is not None and not self.transcript.strip():
             raise InputError("transcript is empty: leave it out or give the spoken words")
         seed = self.seed if self.seed is not None else secrets.randbelow(2**31)

@@ -32,8 +32,11 @@ PUBLIC_KEY_NAME = "public.pub"
 MAX_SIGNATURES = 16
 
 # Manifest digests (sha256 of manifest.json) trusted without any key: the shipped default
-# checkpoint(s). Empty until the first official release.
-PINNED_MANIFEST_DIGESTS: frozenset[str] = frozenset()
+# checkpoint(s). motion-audio2mouth 1.0.0 = mouthpiece/assets/motion-default (`mouthpiece
+# train --seed 0 --steps 4000`, signed by release key 9742e067…7f67).
+PINNED_MANIFEST_DIGESTS: frozenset[str] = frozenset({
+    "76143d3493427de0afe99827e4a6af652867911e1d007f50a5740a46c021bef5",
+})
 
 
 def key_id(raw_public_key: bytes) -> str:

@@ -34,6 +34,11 @@ def register(sub) -> None:
     view = p.add_mutually_exclusive_group()
     view.add_argument("--full-frame", action="store_true", help="whole photo, animated face pasted back (default)")
     view.add_argument("--crop", action="store_true", help="output only the animated face crop")
+    p.add_argument("--motion", choices=("rules", "model"), default="rules",
+                   help="mouth motion: viseme rules (default) or rules + the learned model")
+    p.add_argument("--checkpoint", help="model bundle for --motion model (default: the shipped one)")
+    p.add_argument("--allow-untrusted", action="store_true",
+                   help="load a checkpoint not signed by a trusted key (results carry a warning)")
     p.add_argument("--motion-out", help="write the motion track (JSON)")
     p.add_argument("--motion-in", help="render this motion track (JSON) instead of analysing the audio")
     p.add_argument("--audit-log", help="append one JSON line per generation here (default: DATA_DIR/audit.jsonl)")
@@ -64,12 +69,15 @@ def run(args: argparse.Namespace) -> int:
         motion_scale=args.motion_scale, fps=args.fps, seed=args.seed,
         smoothing=not args.no_smoothing, lip_sync_correction=not args.no_lip_sync_correction,
         face_index=args.face_index, full_frame=not args.crop, transcript=args.transcript,
+        motion=args.motion,
     )
     motion_in = MotionTrack.load_json(args.motion_in) if args.motion_in else None
     bar = None if args.json else _ProgressBar()
     audit = None if args.no_audit else Path(args.audit_log or Path(args.data_dir) / "audit.jsonl")
     result = generate(args.image, args.audio, out, params, motion_in=motion_in,
-                      motion_out=args.motion_out, progress=bar, audit_log=audit)
+                      motion_out=args.motion_out, progress=bar, audit_log=audit,
+                      checkpoint=args.checkpoint, trust_dir=Path(args.data_dir) / "trust",
+                      allow_untrusted=args.allow_untrusted)
     if bar:
         bar.done()
     payload = result.to_json()

@@ -1,0 +1,1 @@
+{"format":"mouthpiece-signatures","format_version":1,"signatures":[{"algorithm":"ed25519","key_id":"9742e067e12134beb6d17b99c2e47c5d8cf4b2f147bd051893b3342920007f67","public_key":"Y5ArESGo5TQZ9RsJYPgI0ETgrE2iUni7WiRkSIMRHKE=","signature":"FtEHlX4ENbqsAVZTH1E4O06wCrEbd+nKIDdlu7vDLaU9rdkuLAOTdo9zCWNJADMqnxouV0aEGTQPBpCl8+aSAA=="}]}
