@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages: speech synthesis for the sample and the tests, sox for measuring audio.
-SYSTEM_PACKAGES := espeak-ng sox festival festvox-us-slt-hts
+SYSTEM_PACKAGES := espeak-ng sox festival festvox-us-slt-hts flite
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
 .PHONY: demo test test-fast test-slow lint install system-deps samples bench clean
@@ -38,7 +38,7 @@ system-deps:
 $(STAMP): pyproject.toml scripts/install_face_models.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install torch==2.13.0
-	$(PIP) install -e '.[dev]'
+	$(PIP) install -e '.[dev,tts,train]'
 	$(BIN)/python scripts/install_face_models.py
 	touch $(STAMP)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ class GenerationResult:
     timings_s: dict[str, float] = field(default_factory=dict)
     phonemes: str = ""
     av_offset_s: float = 0.0
+    speech: dict | None = None  # the text-to-speech report, for text input
 
     def to_json(self) -> dict:
         return {
@@ -67,6 +69,7 @@ class GenerationResult:
             "timings_s": {k: round(v, 3) for k, v in self.timings_s.items()},
             "phoneme_source": self.phonemes,
             "av_offset_s": round(self.av_offset_s, 4),
+            **({"speech": self.speech} if self.speech is not None else {}),
         }
 
 
@@ -103,13 +106,15 @@ def generate(
     checkpoint: str | Path | None = None,
     trust_dir: str | Path | None = None,
     allow_untrusted: bool = False,
+    segments: list[PhonemeSegment] | None = None,
 ) -> GenerationResult:
     """Animate the face in `image_path` to say `audio_path`; write an MP4 to `out_path`.
 
     With `params.motion == "model"` the learned mouth model of `checkpoint` (default: the
     shipped, pinned bundle) is verified and used; an untrusted bundle needs `allow_untrusted`
     and leaves a warning. With `audit_log`, one JSONL record is appended whether the
-    generation succeeds or fails.
+    generation succeeds or fails. `segments`: exact phone timings of the audio when they are
+    known (synthesized speech), so nothing is recognised or aligned.
     """
     started = time.perf_counter()
     try:
@@ -118,7 +123,8 @@ def generate(
         with threadpool_limits(limits=1, user_api="blas"):
             model = _load_model(params, checkpoint, trust_dir, allow_untrusted)
             result = _generate(image_path, audio_path, out_path, params, motion_in=motion_in,
-                               motion_out=motion_out, progress=progress, model=model)
+                               motion_out=motion_out, progress=progress, model=model,
+                               segments=segments)
     except Exception as exc:
         if audit_log is not None:
             _audit(audit_log, user, image_path, audio_path, None, params.as_dict(), None,
@@ -157,7 +163,7 @@ def _load_model(params: GenerationParams, checkpoint, trust_dir, allow_untrusted
 
 
 def _generate(image_path, audio_path, out_path, params: GenerationParams, *, motion_in, motion_out,
-              progress, model) -> GenerationResult:
+              progress, model, segments) -> GenerationResult:
     started = time.perf_counter()
     timings: dict[str, float] = {}
     report = progress or (lambda stage, fraction: None)
@@ -185,7 +191,7 @@ def _generate(image_path, audio_path, out_path, params: GenerationParams, *, mot
     report("speech", 0.0)
     analysis = _fit_audio(audio, round(duration_s * audio.sample_rate))
     features = frame_features(analysis, params.fps, n_frames)
-    phonemes = _phoneme_source(analysis, features, params, motion_in is not None)
+    phonemes = _phoneme_source(analysis, features, params, motion_in is not None, segments)
 
     # 3. face rig (landmarks, crop, working resolution)
     report("face", 0.0)
@@ -281,9 +287,11 @@ class _StreamedPhonemes(_KnownPhonemes):
 
 
 def _phoneme_source(audio: Audio, features: AudioFeatures, params: GenerationParams,
-                    motion_given: bool) -> _KnownPhonemes:
+                    motion_given: bool, segments: list[PhonemeSegment] | None) -> _KnownPhonemes:
     if motion_given:
         return _KnownPhonemes("motion-in", [])
+    if segments is not None:
+        return _KnownPhonemes("synthesis-timings", segments)
     if params.transcript:
         return _KnownPhonemes("forced-alignment", align_transcript(audio, params.transcript))
     return _StreamedPhonemes(audio, features)
@@ -300,3 +308,31 @@ def _check_track(track: MotionTrack, n_frames: int, fps: int) -> MotionTrack:
     for name in track.channels:
         full[name] = track[name]
     return full.clipped()
+
+
+def generate_from_text(
+    image_path: str | Path,
+    text: str,
+    out_path: str | Path,
+    params: GenerationParams,
+    *,
+    lang: str = "en",
+    voice: str | Path | None = None,
+    emotion_from: str | Path | None = None,
+    g2p_dict: str | Path | None = None,
+    **options,
+) -> GenerationResult:
+    """Speak `text` offline (in the voice of the `voice` reference clip, if given) and animate
+    the face with the synthesizer's exact phone timings; `options` as for `generate`."""
+    from mouthpiece.speech.tts import synthesize
+
+    params, _ = params.validated()  # fixes the seed: speech and motion share it
+    synthesis = synthesize(text, lang=lang, voice=voice, emotion_from=emotion_from,
+                           g2p_dict=g2p_dict, seed=params.seed)
+    with tempfile.TemporaryDirectory(prefix="mouthpiece-tts-") as tmp:
+        speech = Path(tmp) / "speech.wav"
+        synthesis.save_wav(speech)
+        result = generate(image_path, speech, out_path, params, segments=synthesis.segments,
+                          **options)
+    result.speech = synthesis.report
+    return result

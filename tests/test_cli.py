@@ -139,3 +139,22 @@ def test_output_must_be_mp4(tmp_path, portrait_path, festival_speech):
     wav, _, _ = festival_speech
     assert_input_error(run("generate", "--image", str(portrait_path), "--audio", str(wav),
                            "--out", str(tmp_path / "o.avi")), ".mp4")
+
+
+def test_generate_from_text_uses_synthesis_timings(tmp_path, portrait_path):
+    out = tmp_path / "t.mp4"
+    proc = run("generate", "--image", str(portrait_path), "--text", "Bob made a map.",
+               "--out", str(out), "--min-resolution", "128", "--seed", "4", "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["phoneme_source"] == "synthesis-timings"
+    assert result["speech"]["engine"] and result["audio_s"] > 0.5
+    assert out.is_file()
+
+
+def test_text_only_options_need_text(tmp_path, portrait_path, festival_speech):
+    wav, _, _ = festival_speech
+    assert_input_error(run("generate", "--image", str(portrait_path), "--audio", str(wav),
+                           "--voice", str(wav), "--out", str(tmp_path / "o.mp4")), "--text")
+    assert_input_error(run("generate", "--image", str(portrait_path), "--out", str(tmp_path / "o.mp4")),
+                       "--audio", "--text")

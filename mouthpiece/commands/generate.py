@@ -14,7 +14,13 @@ def register(sub) -> None:
     """Add `generate` to the top-level sub-parsers."""
     p = sub.add_parser("generate", help="portrait + speech → lip-synced talking-head MP4")
     p.add_argument("--image", required=True, help="portrait photo (PNG/JPEG/WEBP)")
-    p.add_argument("--audio", required=True, help="speech recording (WAV/MP3/M4A/FLAC/OGG)")
+    speech = p.add_mutually_exclusive_group(required=True)
+    speech.add_argument("--audio", help="speech recording (WAV/MP3/M4A/FLAC/OGG)")
+    speech.add_argument("--text", help="words to speak (offline text-to-speech)")
+    p.add_argument("--voice", help="with --text: a 3–10 s clip of the voice to speak in")
+    p.add_argument("--lang", default="en", help="with --text: language (en, zh, or an espeak-ng code)")
+    p.add_argument("--g2p-dict", help="with --text: pronunciation replacements (JSONL)")
+    p.add_argument("--emotion-from", help="with --text: clip whose prosody to carry over (default: --voice)")
     p.add_argument("--out", required=True, help="output .mp4 path")
     p.add_argument("--transcript", help="the spoken words (enables exact forced alignment)")
     p.add_argument("--duration", type=float, help="output seconds (default: the audio's length)")
@@ -50,13 +56,22 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Validate the command line, generate, report."""
-    from mouthpiece.engine import generate
+    from mouthpiece.engine import generate, generate_from_text
     from mouthpiece.params import GenerationParams
     from mouthpiece.types import InputError, MotionTrack
 
-    for flag, path in (("--image", args.image), ("--audio", args.audio)):
-        if not Path(path).is_file():
+    files = (("--image", args.image), ("--audio", args.audio), ("--voice", args.voice),
+             ("--g2p-dict", args.g2p_dict), ("--emotion-from", args.emotion_from))
+    for flag, path in files:
+        if path is not None and not Path(path).is_file():
             raise InputError(f"{flag} {path}: no such file")
+    text_only = {"--voice": args.voice, "--g2p-dict": args.g2p_dict,
+                 "--emotion-from": args.emotion_from}
+    if args.audio and any(text_only.values()):
+        used = ", ".join(flag for flag, value in text_only.items() if value)
+        raise InputError(f"{used} only go with --text (the speech is given by --audio)")
+    if args.text and args.transcript:
+        raise InputError("--transcript goes with --audio: with --text the words are known")
     out = Path(args.out)
     if out.suffix.lower() != ".mp4":
         raise InputError(f"--out {args.out}: the output must be an .mp4 file")
@@ -74,10 +89,15 @@ def run(args: argparse.Namespace) -> int:
     motion_in = MotionTrack.load_json(args.motion_in) if args.motion_in else None
     bar = None if args.json else _ProgressBar()
     audit = None if args.no_audit else Path(args.audit_log or Path(args.data_dir) / "audit.jsonl")
-    result = generate(args.image, args.audio, out, params, motion_in=motion_in,
-                      motion_out=args.motion_out, progress=bar, audit_log=audit,
-                      checkpoint=args.checkpoint, trust_dir=Path(args.data_dir) / "trust",
-                      allow_untrusted=args.allow_untrusted)
+    options = dict(motion_in=motion_in, motion_out=args.motion_out, progress=bar,
+                   audit_log=audit, checkpoint=args.checkpoint,
+                   trust_dir=Path(args.data_dir) / "trust", allow_untrusted=args.allow_untrusted)
+    if args.text is not None:
+        result = generate_from_text(args.image, args.text, out, params, lang=args.lang,
+                                    voice=args.voice, emotion_from=args.emotion_from,
+                                    g2p_dict=args.g2p_dict, **options)
+    else:
+        result = generate(args.image, args.audio, out, params, **options)
     if bar:
         bar.done()
     payload = result.to_json()

@@ -23,6 +23,7 @@ MIN_LAG, MAX_LAG = SAMPLE_RATE // 400, SAMPLE_RATE // 70  # 400..70 Hz
 N_MELS = 80
 MEL_FLOOR = 1e-10
 SILENCE_DBFS = -70.0  # below this a frame is silence whatever the clip's level
+BLOCK = 4096  # fine frames (~20 s) analysed at a time
 
 
 @functools.lru_cache(maxsize=2)
@@ -50,6 +51,35 @@ def _centred_frames(samples: np.ndarray, n: int, win: int) -> np.ndarray:
     src = samples[: max(0, min(len(samples), need - half))]
     padded[half: half + len(src)] = src
     return sliding_window_view(padded, win)[::HOP][:n]
+
+
+def _fine_analysis(samples: np.ndarray, n_fine: int) -> dict[str, np.ndarray]:
+    """Everything the cues need per fine frame, computed BLOCK frames at a time so memory stays
+    flat in the audio's length (whole-clip spectra of 10 minutes took 3.5 GB):
+    power (mean square), periodic, f1 / f2 band centroids (Hz), upper (power above 500 Hz),
+    above_1k (share of power above 1 kHz) — each (J,) — and mel (J, 80) mel power."""
+    spec_frames = _centred_frames(samples, n_fine, SPEC_WIN)  # (J, 400) view
+    pitch_frames = _centred_frames(samples, n_fine, PITCH_WIN)  # (J, 640) view
+    window = np.hanning(SPEC_WIN).astype(np.float32)
+    window_energy = float(np.sum(window.astype(np.float64) ** 2)) * N_FFT / 2
+    freqs = np.fft.rfftfreq(N_FFT, 1.0 / SAMPLE_RATE)
+    filters = mel_filterbank().T  # (257, 80)
+    out = {k: np.empty(n_fine, np.float64) for k in ("power", "periodic", "f1", "f2", "upper",
+                                                      "above_1k")}
+    out["mel"] = np.empty((n_fine, N_MELS), np.float32)
+    for j0 in range(0, n_fine, BLOCK):
+        j1 = min(j0 + BLOCK, n_fine)
+        spectrum = np.fft.rfft(spec_frames[j0:j1] * window, N_FFT, axis=1)
+        power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)  # (b, 257)
+        total = power.sum(axis=1)
+        out["power"][j0:j1] = total / window_energy
+        out["periodic"][j0:j1] = _periodicity(pitch_frames[j0:j1])
+        out["f1"][j0:j1] = _band_centroid(power, 200.0, 1000.0)
+        out["f2"][j0:j1] = _band_centroid(power, 800.0, 3000.0)
+        out["upper"][j0:j1] = power[:, freqs >= 500.0].sum(axis=1)
+        out["above_1k"][j0:j1] = power[:, freqs >= 1000.0].sum(axis=1) / np.maximum(total, 1e-20)
+        out["mel"][j0:j1] = power @ filters
+    return out
 
 
 def _periodicity(frames: np.ndarray) -> np.ndarray:
@@ -112,14 +142,9 @@ def frame_features(audio: Audio, fps: float, n_frames: int) -> AudioFeatures:
     centres_s = np.arange(n_fine) * (HOP / SAMPLE_RATE)  # seconds
     frame_of = np.minimum((centres_s * fps + 1e-9).astype(np.int64), n_frames - 1)  # (J,)
 
-    spec_frames = _centred_frames(samples, n_fine, SPEC_WIN) * np.hanning(SPEC_WIN).astype(
-        np.float32)  # (J, 400)
-    spectrum = np.fft.rfft(spec_frames, N_FFT, axis=1)
-    power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)  # (J, 257)
-    window_energy = float(np.sum(np.hanning(SPEC_WIN) ** 2)) * N_FFT / 2
-    fine_power = power.sum(axis=1) / window_energy  # (J,) ≈ mean square of the signal
+    fine = _fine_analysis(samples, n_fine)  # per fine frame: (J,) arrays and (J, 80) mel
+    fine_power, periodic = fine["power"], fine["periodic"]
     fine_db = 10.0 * np.log10(fine_power + 1e-12)  # dBFS-ish (full-scale sine ≈ -3)
-    periodic = _periodicity(_centred_frames(samples, n_fine, PITCH_WIN))  # (J,)
 
     # Loudness: 1 at this clip's speech level (90th percentile of active frames), 0 at 40 dB
     # below it or under the absolute silence floor.
@@ -142,17 +167,18 @@ def frame_features(audio: Audio, fps: float, n_frames: int) -> AudioFeatures:
     # Formant proxies from voiced frames: F1 ~ centroid of 200–1000 Hz (high for AA, low for
     # IY/UW), F2 ~ centroid of 800–3000 Hz (low for rounded back vowels, high for IY).
     vowel_weight = fine_voiced * fine_power
-    f1 = _pool(_band_centroid(power, 200.0, 1000.0), frame_of, n_frames, weights=vowel_weight)
-    f2 = _pool(_band_centroid(power, 800.0, 3000.0), frame_of, n_frames, weights=vowel_weight)
+    f1 = _pool(fine["f1"], frame_of, n_frames, weights=vowel_weight)
+    f2 = _pool(fine["f2"], frame_of, n_frames, weights=vowel_weight)
     vowelness = voiced * loudness
     open_ = _ramp(f1, 380.0, 700.0) * np.sqrt(vowelness)
     spread = _ramp(f2, 1500.0, 2100.0) * np.sqrt(vowelness)
     round_ = _ramp(f2, 1550.0, 1050.0) * (1.0 - 0.8 * _ramp(f1, 450.0, 750.0)) * np.sqrt(vowelness)
 
-    closure = _pool(_closure_cue(fine_db, power, periodic, noise_db), frame_of, n_frames, "max")
+    closure = _pool(_closure_cue(fine_db, fine["upper"], fine["above_1k"], periodic, noise_db),
+                    frame_of, n_frames, "max")
     closure *= speech
 
-    mel = np.log(_pool(power @ mel_filterbank().T, frame_of, n_frames) + MEL_FLOOR)  # (T, 80)
+    mel = np.log(_pool(fine["mel"], frame_of, n_frames) + MEL_FLOOR)  # (T, 80)
     series = {
         "loudness": loudness, "voiced": voiced, "speech": speech, "open": open_,
         "round": round_, "spread": spread, "closure": closure,
@@ -164,8 +190,8 @@ def frame_features(audio: Audio, fps: float, n_frames: int) -> AudioFeatures:
 _SERIES = ("loudness", "voiced", "speech", "open", "round", "spread", "closure")
 
 
-def _closure_cue(fine_db: np.ndarray, power: np.ndarray, periodic: np.ndarray,
-                 noise_db: float) -> np.ndarray:
+def _closure_cue(fine_db: np.ndarray, upper_power: np.ndarray, share_above_1k: np.ndarray,
+                 periodic: np.ndarray, noise_db: float) -> np.ndarray:
     """(J,) 0..1 evidence of lips closed at each fine frame.
 
     Stop closure: a short energy gap inside speech (loud on both sides within 150 ms).
@@ -183,12 +209,9 @@ def _closure_cue(fine_db: np.ndarray, power: np.ndarray, periodic: np.ndarray,
 
     # Nasal murmur: the wideband level barely drops (the F0 harmonic stays strong) but the
     # energy above 500 Hz falls well below the neighbouring vowels; M drops more than N/NG.
-    freqs = np.fft.rfftfreq(N_FFT, 1.0 / SAMPLE_RATE)
-    total = np.maximum(power.sum(axis=1), 1e-20)
-    upper_db = 10.0 * np.log10(power[:, freqs >= 500.0].sum(axis=1) + 1e-12)
+    upper_db = 10.0 * np.log10(upper_power + 1e-12)
     upper_context = np.minimum(maximum_filter1d(upper_db, reach + 1, origin=reach // 2),
                                maximum_filter1d(upper_db, reach + 1, origin=-(reach // 2)))
-    share_above_1k = power[:, freqs >= 1000.0].sum(axis=1) / total
     nasal = (_ramp(upper_context - upper_db, 8.0, 16.0) * _ramp(periodic, 0.6, 0.85)
              * (1.0 - _ramp(share_above_1k, 0.01, 0.04)) * (1.0 - _ramp(dip, 10.0, 20.0))
              * in_speech)

@@ -97,6 +97,9 @@ _IPA_TO_ARPABET: dict[str, str] = {
     "ou": "OW", "ia": "Y AA", "ua": "W AA", "uo": "W AO", "iɛ": "Y EH", "iou": "Y OW",
     "uei": "W EY", "uai": "W AY", "iau": "Y AW", "ioŋ": "Y UH NG", "ioŋɡ": "Y UH NG",
     "ɿ": "IH", "ʅ": "ER",
+    # frequent sounds of other espeak-ng languages, by nearest mouth shape
+    "ʁ": "R", "ʀ": "R", "ɐ̯": "AH", "ø": "UH", "œ": "UH", "ʏ": "UH", "ɲ": "N Y", "ʎ": "L Y",
+    "β": "B", "ɣ": "G", "pf": "P F", "ts̪": "S", "ɔʏ": "OY", "aɪ̯": "AY", "aʊ̯": "AW",
 }
 _IPA_KEYS = sorted(_IPA_TO_ARPABET, key=len, reverse=True)
 # Marks that carry no phone of their own (stress, length, tone, syllabic, ties).

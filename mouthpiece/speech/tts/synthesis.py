@@ -9,6 +9,7 @@ resample to the output rate. Timings are scaled with any speaking-rate change, s
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import time
@@ -22,7 +23,7 @@ from scipy.signal import resample_poly
 from mouthpiece.speech.g2p import (
     HAN, PhoneChunk, ReplacementDictionary, TextChunk, normalize_text,
 )
-from mouthpiece.speech.phones import cover_timeline
+from mouthpiece.speech.phones import SILENCE, VOWELS, cover_timeline
 from mouthpiece.speech.tts.engines import EngineRequest, choose_engine
 from mouthpiece.types import SAMPLE_RATE, Audio, InputError, PhonemeSegment
 
@@ -154,8 +155,11 @@ def synthesize(
     timings["reference_s"] = time.perf_counter() - started
 
     t = time.perf_counter()
+    style = (style_profile or target).prosody if (style_profile or target) else None
+    native_rate = style is not None and getattr(chosen, "native_rate", False)
     request = EngineRequest(chunks, lang, voice=engine_voice, seed=seed)
-    out = chosen.synthesize(request)
+    out, speed = _synthesize_at_style_rate(chosen, request, style) if native_rate \
+        else (chosen.synthesize(request), 1.0)
     warnings.extend(out.warnings)
     timings["engine_s"] = time.perf_counter() - t
     base_duration = len(out.samples) / out.sample_rate
@@ -174,7 +178,9 @@ def synthesize(
         t = time.perf_counter()
         adaptation = adapt(samples, rate, target,
                            style_profile.prosody if style_profile else None,
-                           cache_key=f"{chosen.name}:{engine_voice or ''}")
+                           cache_key=f"{chosen.name}:{engine_voice or ''}",
+                           source_syllables_per_s=syllable_rate(segments),
+                           change_rate=not native_rate)
         samples = adaptation.samples
         scale = adaptation.time_scale
         if abs(scale - 1.0) > 1e-9:
@@ -193,6 +199,7 @@ def synthesize(
         "lang": lang,
         "sample_rate": sample_rate,
         "seed": seed,
+        "speaking_rate": round(speed * (1.0 / adaptation.time_scale if adaptation else 1.0), 3),
         "duration_s": round(duration, 4),
         "base_duration_s": round(base_duration, 4),
         "compute_s": round(compute, 4),
@@ -206,6 +213,39 @@ def synthesize(
         "warnings": warnings,
     }
     return Synthesis(samples.astype(np.float32), sample_rate, segments, phonemes, report)
+
+
+_engine_rates: dict[tuple[str, str | None, str], float] = {}  # vowels/s at rate 1.0
+
+
+def _synthesize_at_style_rate(engine, request: EngineRequest, style) -> tuple:
+    """Synthesize at the style's speaking rate with the engine's own rate control (keeps
+    its timings exact and its articulation natural, unlike stretching the audio). The
+    engine voice's natural rate is learned from its first output and then reused."""
+    from mouthpiece.speech.voice import acoustic_rate, speaking_rate_ratio
+
+    key = (engine.name, request.voice, request.lang)
+    known = _engine_rates.get(key)
+    if known is None:
+        out = engine.synthesize(request)
+        measured = syllable_rate(out.segments)
+        if measured is None:
+            return out, 1.0
+        _engine_rates[key] = measured
+        speed = speaking_rate_ratio(style, acoustic_rate(measured))
+        if speed == 1.0:
+            return out, 1.0
+    else:
+        speed = speaking_rate_ratio(style, acoustic_rate(known))
+    return engine.synthesize(dataclasses.replace(request, rate=speed)), speed
+
+
+def syllable_rate(segments: list[PhonemeSegment], min_pause_s: float = 0.15) -> float | None:
+    """Vowels per second of speech (pauses ≥ `min_pause_s` excluded), from known phones."""
+    vowels = sum(1 for s in segments if s.phone in VOWELS)
+    pauses = sum(s.duration_s for s in segments if s.phone == SILENCE and s.duration_s >= min_pause_s)
+    speech_s = segments[-1].end_s - pauses if segments else 0.0
+    return vowels / speech_s if vowels and speech_s > 0.2 else None
 
 
 def _align(samples: np.ndarray, rate: int, chunks: tuple, lang: str) -> list[PhonemeSegment]:

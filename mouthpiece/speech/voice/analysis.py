@@ -24,8 +24,18 @@ class World:
     rate: int
 
 
+def pyworld_module():
+    """pyworld, imported without its pkg_resources deprecation notice."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        import pyworld
+    return pyworld
+
+
 def world_analyze(samples: np.ndarray, rate: int, with_ap: bool = True) -> World:
-    import pyworld
+    pyworld = pyworld_module()
 
     x = np.asarray(samples, np.float64)
     f0, times = pyworld.dio(x, rate, f0_floor=60.0, f0_ceil=600.0, frame_period=FRAME_S * 1000)

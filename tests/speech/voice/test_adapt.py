@@ -1,0 +1,46 @@
+"""Voice adaptation moves synthesized speech toward the reference speaker and keeps timing."""
+
+import numpy as np
+import pytest
+
+from mouthpiece.speech.tts import synthesize
+from mouthpiece.speech.voice.analysis import world_analyze
+
+
+@pytest.fixture(scope="module")
+def cloned(refs):
+    return synthesize("Bob bought my big puppy a map.", voice=refs["slt"], seed=1)
+
+
+@pytest.mark.slow  # warp search + resemblyzer: ~10 s on 2 cores
+def test_adapted_voice_is_closer_to_the_reference(cloned):
+    similarity = cloned.report["similarity"]
+    assert similarity["adapted"] > similarity["base"] + 0.08
+    # the output's mean pitch is the reference's (within 1.5 semitones)
+    ref_hz = cloned.report["voice"]["f0_mean_hz"]
+    world = world_analyze(cloned.samples, cloned.sample_rate, with_ap=False)
+    out_hz = 2 ** np.mean(np.log2(world.f0[world.f0 > 0]))
+    assert abs(12 * np.log2(out_hz / ref_hz)) < 1.5
+
+
+@pytest.mark.slow
+def test_timings_follow_the_rate_change(cloned):
+    segs = cloned.segments
+    assert segs[-1].end_s == pytest.approx(cloned.duration_s)
+    assert cloned.duration_s == pytest.approx(
+        cloned.report["base_duration_s"] * cloned.report["conversion"]["time_scale"], abs=0.02)
+    assert cloned.report["speaking_rate"] != 1.0  # flite slt speaks faster than piper
+    # the first bilabial closure still lines up with a quiet stretch of the output
+    b = next(s for s in segs if s.phone == "B")
+    rate = cloned.sample_rate
+    closure = cloned.samples[int(b.start_s * rate): int(b.end_s * rate)]
+    vowel = next(s for s in segs if s.phone == "AA")
+    open_ = cloned.samples[int(vowel.start_s * rate): int(vowel.end_s * rate)]
+    assert np.sqrt(np.mean(closure ** 2)) < np.sqrt(np.mean(open_ ** 2))
+
+
+def test_emotion_only_keeps_the_engine_voice(refs):
+    s = synthesize("We met at the pool.", emotion_from=refs["kal"], engine="espeak")
+    assert s.report["similarity"] is None
+    assert s.report["conversion"]["warp"] == 1.0 and s.report["conversion"]["eq"] is False
+    assert s.report["emotion_from"]["syllables_per_s"] > 0
