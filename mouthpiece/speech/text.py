@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import unicodedata
 
+from mouthpiece.speech.g2p.phonesets import ipa_to_arpabet
 from mouthpiece.speech.phones import ARPABET
 
 log = logging.getLogger(__name__)
@@ -95,38 +96,6 @@ def normalize_transcript(text: str) -> list[str]:
         if word:
             words.append(word)
     return words
-
-
-# espeak-ng (en-us) IPA phonemes → ARPAbet. Stress marks are stripped before lookup.
-_IPA_TO_ARPABET: dict[str, str] = {
-    "ɑː": "AA", "ɑ": "AA", "ɒ": "AA", "æ": "AE", "a": "AE", "ʌ": "AH", "ə": "AH", "ɐ": "AH",
-    "ᵻ": "IH", "ɔː": "AO", "ɔ": "AO", "oː": "AO", "aʊ": "AW", "aɪ": "AY", "ɛ": "EH", "e": "EH",
-    "ɜː": "ER", "ɜ": "ER", "ɝ": "ER", "ɚ": "ER", "eɪ": "EY", "ɪ": "IH", "i": "IY", "iː": "IY",
-    "oʊ": "OW", "o": "OW", "əʊ": "OW", "ɔɪ": "OY", "ʊ": "UH", "u": "UW", "uː": "UW",
-    "ɛɹ": "EH R", "ɪɹ": "IH R", "ʊɹ": "UH R", "ɑːɹ": "AA R", "ɔːɹ": "AO R", "oːɹ": "AO R",
-    "aɪɚ": "AY ER", "aɪə": "AY ER", "iə": "IY AH", "əl": "AH L", "l̩": "AH L", "n̩": "AH N",
-    "b": "B", "p": "P", "t": "T", "d": "D", "k": "K", "g": "G", "ɡ": "G", "f": "F", "v": "V",
-    "θ": "TH", "ð": "DH", "s": "S", "z": "Z", "ʃ": "SH", "ʒ": "ZH", "h": "HH", "m": "M",
-    "n": "N", "ŋ": "NG", "l": "L", "ɫ": "L", "ɹ": "R", "r": "R", "w": "W", "j": "Y",
-    "tʃ": "CH", "dʒ": "JH", "ɾ": "T", "ʔ": "T", "x": "K", "ç": "HH", "ʍ": "W",
-}
-_IPA_KEYS = sorted(_IPA_TO_ARPABET, key=len, reverse=True)
-
-
-def ipa_to_arpabet(phoneme: str) -> list[str]:
-    """ARPAbet phones for one espeak-ng IPA phoneme token (greedy longest match)."""
-    token = re.sub("[ˈˌ'ˑ‿]", "", phoneme)
-    phones: list[str] = []
-    while token:
-        for key in _IPA_KEYS:
-            if token.startswith(key):
-                phones.extend(_IPA_TO_ARPABET[key].split())
-                token = token[len(key):]
-                break
-        else:
-            token = token[1:]  # length marks, diacritics, unknown symbols: no phone of their own
-            token = token.lstrip("ː")
-    return phones
 
 
 # Fallback letter-to-sound rules: digraphs first, then single letters.

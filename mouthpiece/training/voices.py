@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from mouthpiece.speech.phones import SILENCE, cover_timeline
-from mouthpiece.speech.text import ipa_to_arpabet
+from mouthpiece.speech.g2p.phonesets import ipa_to_arpabet
 from mouthpiece.types import SAMPLE_RATE, InputError, PhonemeSegment
 
 log = logging.getLogger(__name__)
