@@ -187,50 +187,47 @@ def _generate(image_path, audio_path, out_path, params: GenerationParams, *, mot
     t = lap("load", started)
 
     # 2. speech: acoustic features now; phonemes per chunk (a worker process recognises them
-    #    while the chunks before are rendered) or all at once from a transcript
+    #    while the chunks before are rendered), from a transcript, or given (synthesis)
     report("speech", 0.0)
     analysis = _fit_audio(audio, round(duration_s * audio.sample_rate))
     features = frame_features(analysis, params.fps, n_frames)
     phonemes = _phoneme_source(analysis, features, params, motion_in is not None, segments)
-
-    # 3. face rig (landmarks, crop, working resolution)
-    report("face", 0.0)
-    try:
+    with phonemes:  # stops the recognition worker whatever happens below
+        # 3. face rig (landmarks, crop, working resolution)
+        report("face", 0.0)
         rig = build_rig(image, face_index=params.face_index, expand_ratio=params.expand_ratio,
                         min_resolution=params.min_resolution)
-    except BaseException:
-        phonemes.__exit__(None, None, None)
-        raise
 
-    # 4. motion: head, expression and blinks for the whole clip; the mouth span by span
-    builder = TrackBuilder(
-        features, n_frames=n_frames, fps=params.fps, dynamic_scale=params.dynamic_scale,
-        motion_scale=params.motion_scale, inference_steps=params.inference_steps,
-        seed=params.seed, smoothing=params.smoothing,
-        lip_sync_correction=params.lip_sync_correction,
-    )
-    track = _check_track(motion_in, n_frames, params.fps) if motion_in else MotionTrack.zeros(
-        n_frames, params.fps)
-    # the model helps where phones are guessed; known phones keep the rules' mouth (better)
-    predicted = model.predict(features) if model and phonemes.name == "recognition" else None
-    renderer = Renderer(rig, full_frame=params.full_frame)
-    t = lap("prepare", t)
+        # 4. motion: head, expression and blinks for the whole clip; the mouth span by span
+        builder = TrackBuilder(
+            features, n_frames=n_frames, fps=params.fps, dynamic_scale=params.dynamic_scale,
+            motion_scale=params.motion_scale, inference_steps=params.inference_steps,
+            seed=params.seed, smoothing=params.smoothing,
+            lip_sync_correction=params.lip_sync_correction,
+        )
+        track = (_check_track(motion_in, n_frames, params.fps) if motion_in
+                 else MotionTrack.zeros(n_frames, params.fps))
+        # the model helps where phones are guessed; known phones keep the rules' mouth (better)
+        predicted = model.predict(features) if model and phonemes.name == "recognition" else None
+        renderer = Renderer(rig, full_frame=params.full_frame)
+        t = lap("prepare", t)
 
-    # 5. render, streamed into 6. the encoder (the audio is fitted to the video:
-    #    n_frames / fps differs from duration_s by less than half a frame)
-    with phonemes, VideoWriter(out_path, params.fps, renderer.output_size, audio_path,
-                               n_frames / params.fps) as writer:
-        for index, (f0, f1) in enumerate(phonemes.spans(n_frames)):
-            if motion_in is None:
-                part = builder.span(phonemes.segments(index), f0, f1)
-                if predicted is not None:
-                    part = blend_learned_mouth(part, {c: v[f0:f1] for c, v in predicted.items()},
-                                               dynamic_scale=params.dynamic_scale)
-                track.values[f0:f1] = part.values
-            for k in range(f0, f1):
-                writer.write(renderer.render(track.values[k]))
-                if k % 10 == 0:
-                    report("render", k / n_frames)
+        # 5. render, streamed into 6. the encoder (the audio is fitted to the video:
+        #    n_frames / fps differs from duration_s by less than half a frame)
+        with VideoWriter(out_path, params.fps, renderer.output_size, audio_path,
+                         n_frames / params.fps) as writer:
+            for index, (f0, f1) in enumerate(phonemes.spans(n_frames)):
+                if motion_in is None:
+                    part = builder.span(phonemes.segments(index), f0, f1)
+                    if predicted is not None:
+                        part = blend_learned_mouth(
+                            part, {c: v[f0:f1] for c, v in predicted.items()},
+                            dynamic_scale=params.dynamic_scale)
+                    track.values[f0:f1] = part.values
+                for k in range(f0, f1):
+                    writer.write(renderer.render(track.values[k]))
+                    if k % 10 == 0:
+                        report("render", k / n_frames)
     report("render", 1.0)
     lap("speech+render+encode", t)
     track.meta.update(av_offset_s=float(np.median(builder.offsets_s)) if builder.offsets_s else 0.0,
