@@ -32,6 +32,14 @@ def fresh_front_end(decoder) -> None:
     decoder.reinit_feat()
 
 
+def decode_utterance(decoder, pcm: bytes) -> None:
+    """Run one whole utterance through `decoder` (caller holds its lock), fresh front end."""
+    fresh_front_end(decoder)
+    decoder.start_utt()
+    decoder.process_raw(pcm, full_utt=True)
+    decoder.end_utt()
+
+
 @dataclass
 class _Locked:
     decoder: object  # pocketsphinx.Decoder

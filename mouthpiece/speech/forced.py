@@ -10,7 +10,7 @@ import numpy as np
 from mouthpiece.speech import decoders
 from mouthpiece.speech.phones import SILENCE, normalize_phone
 from mouthpiece.speech.text import pronounce_unknown
-from mouthpiece.types import Audio, PhonemeSegment
+from mouthpiece.types import PhonemeSegment
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +53,7 @@ def align_words(pcm: bytes, words: list[str], pad_s: float) -> list[PhonemeSegme
             raise AlignmentError("no pronounceable words in the transcript")
         try:
             decoder.set_align_text(" ".join(words))
-            decoders.fresh_front_end(decoder)
-            decoder.start_utt()
-            decoder.process_raw(pcm, full_utt=True)
-            decoder.end_utt()
+            decoders.decode_utterance(decoder, pcm)
             if decoder.hyp() is None:
                 raise AlignmentError("word alignment found no path")
             decoder.set_alignment()

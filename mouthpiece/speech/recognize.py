@@ -34,10 +34,7 @@ def decode_words(pcm: bytes) -> list[str]:
     locked = decoders.word_recognizer()
     with locked.lock:
         decoder = locked.decoder
-        decoders.fresh_front_end(decoder)
-        decoder.start_utt()
-        decoder.process_raw(pcm, full_utt=True)
-        decoder.end_utt()
+        decoders.decode_utterance(decoder, pcm)
         hyp = decoder.hyp()
     if hyp is None:
         return []
@@ -49,10 +46,7 @@ def decode_phones(pcm: bytes, pad_s: float) -> list[PhonemeSegment]:
     locked = decoders.phone_recognizer()
     with locked.lock:
         decoder = locked.decoder
-        decoders.fresh_front_end(decoder)
-        decoder.start_utt()
-        decoder.process_raw(pcm, full_utt=True)
-        decoder.end_utt()
+        decoders.decode_utterance(decoder, pcm)
         logmath = decoder.get_logmath()
         segments = []
         for seg in decoder.seg():
