@@ -33,7 +33,7 @@ TEXT = " ".join(SENTENCES)
 def run_measured(args: list[str]) -> tuple[dict, float]:
     """Run `mouthpiece generate --json` in a child; return (result, peak resident MB via wait4)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(MOUTHPIECE + ["generate", *args, "--json"], stdout=out,
+        proc = subprocess.Popen(MOUTHPIECE + ["generate", *args, "--json", "--no-audit"], stdout=out,
                                 stderr=err, cwd=ROOT)
         _, status, usage = os.wait4(proc.pid, 0)
         out.seek(0)
