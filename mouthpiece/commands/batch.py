@@ -23,7 +23,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from mouthpiece.types import InputError
+from mouthpiece.types import InputError, PhonemeSegment
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +120,9 @@ def _tts(task: dict, base: Path, out_dir: Path, name: str, use_cache: bool) -> t
     return wav, {**meta, "cached": False}
 
 
-def _video(task: dict, base: Path, out_dir: Path, name: str, audio: Path, text: str | None,
-           lang: str) -> dict:
+def _video(task: dict, base: Path, out_dir: Path, name: str, audio: Path,
+           segments: list | None) -> dict:
+    """Render the task's video; `segments`: the synthesizer's exact phone timings, if any."""
     from mouthpiece.engine import generate
     from mouthpiece.params import GenerationParams
 
@@ -130,13 +131,14 @@ def _video(task: dict, base: Path, out_dir: Path, name: str, audio: Path, text: 
     kwargs = {k: v for k, v in task.items() if k in fields}
     if "seed" in task:
         kwargs["seed"] = task["seed"]
-    if text and lang == "en" and "transcript" not in kwargs:
-        kwargs["transcript"] = text  # synthesized words are known: exact forced alignment
     try:
         params = GenerationParams(**kwargs)
     except TypeError as exc:
         raise InputError(f"bad generation parameter: {exc}") from None
-    result = generate(image, audio, out_dir / f"{name}.mp4", params)
+    if segments is not None and params.transcript:
+        raise InputError("transcript goes with audio: the synthesized speech's timings are known")
+    phones = None if segments is None else [PhonemeSegment(*s) for s in segments]
+    result = generate(image, audio, out_dir / f"{name}.mp4", params, segments=phones)
     return result.to_json()
 
 
@@ -151,7 +153,7 @@ def run_task(task, number: int, base: Path, out_dir: Path, used: set[str], use_c
         if unknown:
             raise InputError(f"unknown task fields: {', '.join(unknown)}")
         name = entry["name"] = _name(task, number, used)
-        outputs, text = [], _first(task, _TEXT_KEYS)
+        outputs, text, segments = [], _first(task, _TEXT_KEYS), None
         if task.get("audio"):
             if text is not None:
                 raise InputError("give either audio or text to speak, not both")
@@ -161,11 +163,12 @@ def run_task(task, number: int, base: Path, out_dir: Path, used: set[str], use_c
             outputs.append(audio.name)
             entry["tts"] = {"cached": meta["cached"], "phonemes": meta["phonemes"],
                             **meta["report"]}
+            segments = meta["segments"]  # [phone, start_s, end_s], exact
             if task.get("prompt_text"):
                 entry.setdefault("warnings", []).append(
                     "prompt_text is recorded only: the voice is learned from prompt audio alone")
         if task.get("image"):
-            entry["video"] = _video(task, base, out_dir, name, audio, text, task.get("lang", "en"))
+            entry["video"] = _video(task, base, out_dir, name, audio, segments)
             outputs.append(f"{name}.mp4")
         elif any(k in task for k in _VIDEO_KEYS - {"audio"}):
             raise InputError("video parameters given without an image")

@@ -86,4 +86,4 @@ def test_batch_video_task_from_text(tmp_path, portrait_path):
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert code == 0, report
     assert report["results"][0]["outputs"] == ["talk.wav", "talk.mp4"]
-    assert report["results"][0]["video"]["phoneme_source"] == "forced-alignment"
+    assert report["results"][0]["video"]["phoneme_source"] == "synthesis-timings"
