@@ -15,9 +15,7 @@ import av
 import numpy as np
 from av.container import InputContainer
 
-from mouthpiece.media.files import (
-    AUDIO_CONTAINERS, check_input_file, describe_content, sniff_container,
-)
+from mouthpiece.media.files import AUDIO_CONTAINERS, open_container
 from mouthpiece.media.limits import MAX_AUDIO_S, MIN_AUDIO_S
 from mouthpiece.types import SAMPLE_RATE, Audio, InputError
 
@@ -37,17 +35,7 @@ _FIX = "export it as WAV, MP3, M4A, FLAC or OGG"
 @contextlib.contextmanager
 def open_audio(path: str | os.PathLike) -> Iterator[tuple[InputContainer, av.AudioStream]]:
     """Open the first audio stream of a speech file; every problem becomes an InputError."""
-    path = check_input_file(path, "audio")
-    fmt = sniff_container(path)
-    if fmt not in AUDIO_CONTAINERS:
-        raise InputError(
-            f"audio file '{path.name}' is not a supported audio format "
-            f"(it looks like {describe_content(path)}); {_FIX}"
-        )
-    try:
-        container = av.open(str(path), format=fmt)
-    except av.FFmpegError as exc:
-        raise _damaged(path, exc) from exc
+    path, container = open_container(path, "audio", AUDIO_CONTAINERS, _FIX, _damaged)
     try:
         if not container.streams.audio:
             kinds = "video only" if container.streams.video else "no audio"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from mouthpiece.media.limits import MAX_FILE_BYTES
@@ -40,6 +41,27 @@ def check_input_file(path: str | os.PathLike, what: str) -> Path:
     if not os.access(path, os.R_OK):
         raise InputError(f"{what} file '{name}' is not readable; check its permissions")
     return path
+
+
+def open_container(path: str | os.PathLike, what: str, allowed, fix: str,
+                   damaged: Callable[[Path, Exception], InputError]):
+    """Check, sniff and open an input file whose container must be in `allowed`.
+
+    `what` ("audio", "video") words the errors; `damaged` builds the error for a file PyAV
+    cannot open. Returns (checked path, open PyAV input container)."""
+    import av
+
+    path = check_input_file(path, what)
+    fmt = sniff_container(path)
+    if fmt not in allowed:
+        raise InputError(
+            f"{what} file '{path.name}' is not a supported {what} format "
+            f"(it looks like {describe_content(path)}); {fix}"
+        )
+    try:
+        return path, av.open(str(path), format=fmt)
+    except av.FFmpegError as exc:
+        raise damaged(path, exc) from exc
 
 
 def read_head(path: Path, n: int = SNIFF_BYTES) -> bytes:

@@ -10,9 +10,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from mouthpiece.media.files import (
-    VIDEO_CONTAINERS, check_input_file, describe_content, sniff_container,
-)
+from mouthpiece.media.files import VIDEO_CONTAINERS, open_container
 from mouthpiece.types import InputError
 
 _FIX = "give an MP4, MOV, MKV/WEBM or AVI video"
@@ -69,17 +67,7 @@ def read_video_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
 
 @contextlib.contextmanager
 def _open_video(path: str | os.PathLike) -> Iterator[av.container.InputContainer]:
-    path = check_input_file(path, "video")
-    fmt = sniff_container(path)
-    if fmt not in VIDEO_CONTAINERS:
-        raise InputError(
-            f"video file '{path.name}' is not a supported video format "
-            f"(it looks like {describe_content(path)}); {_FIX}"
-        )
-    try:
-        container = av.open(str(path), format=fmt)
-    except av.FFmpegError as exc:
-        raise _damaged(path, exc) from exc
+    path, container = open_container(path, "video", VIDEO_CONTAINERS, _FIX, _damaged)
     try:
         if not container.streams.video:
             raise InputError(f"video file '{path.name}' has no video track; {_FIX}")
