@@ -22,6 +22,22 @@ def portrait_path() -> Path:
 
 
 @pytest.fixture(scope="session")
+def grace_photo(portrait_path) -> np.ndarray:
+    """Grace Hopper as an array: one frontal face ~200 px wide, (600, 512, 3) uint8 RGB."""
+    from PIL import Image
+
+    return np.asarray(Image.open(portrait_path).convert("RGB"))
+
+
+@pytest.fixture(scope="session")
+def astronaut_photo() -> np.ndarray:
+    """Eileen Collins as an array: one slightly turned face ~95 px wide, (512, 512, 3)."""
+    from skimage import data
+
+    return data.astronaut()
+
+
+@pytest.fixture(scope="session")
 def astronaut_path(tmp_path_factory) -> Path:
     """Eileen Collins (scikit-image's astronaut): one face, open smile."""
     from PIL import Image

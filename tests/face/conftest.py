@@ -5,39 +5,23 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-import skimage.data
-from matplotlib import cbook
-from PIL import Image
 
 
 @pytest.fixture(scope="session")
-def grace() -> np.ndarray:
-    """Grace Hopper, one frontal face ~200 px wide, (600, 512, 3) uint8 RGB."""
-    path = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
-    return np.asarray(Image.open(path).convert("RGB"))
-
-
-@pytest.fixture(scope="session")
-def astronaut() -> np.ndarray:
-    """Eileen Collins, one slightly turned face ~95 px wide, (512, 512, 3) uint8 RGB."""
-    return skimage.data.astronaut()
-
-
-@pytest.fixture(scope="session")
-def group_photo(grace: np.ndarray, astronaut: np.ndarray) -> np.ndarray:
+def group_photo(grace_photo: np.ndarray, astronaut_photo: np.ndarray) -> np.ndarray:
     """Both portraits side by side: Grace's face (~200 px, left) is the larger one."""
-    small = cv2.resize(astronaut, (384, 384), interpolation=cv2.INTER_AREA)  # face ~70 px
+    small = cv2.resize(astronaut_photo, (384, 384), interpolation=cv2.INTER_AREA)  # face ~70 px
     canvas = np.full((640, 1000, 3), 90, np.uint8)
-    canvas[20:620, 20:532] = grace
+    canvas[20:620, 20:532] = grace_photo
     canvas[120:504, 580:964] = small
     return canvas
 
 
 @pytest.fixture(scope="session")
-def small_face(grace: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+def small_face(grace_photo: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """Grace scaled so her face is ~70 px wide, pasted into a 1024×768 canvas.
     Returns the canvas and the pasted region (x0, y0, x1, y1)."""
-    portrait = cv2.resize(grace, None, fx=0.35, fy=0.35, interpolation=cv2.INTER_AREA)
+    portrait = cv2.resize(grace_photo, None, fx=0.35, fy=0.35, interpolation=cv2.INTER_AREA)
     canvas = np.full((768, 1024, 3), (160, 170, 150), np.uint8)
     y0, x0 = 420, 700
     canvas[y0:y0 + portrait.shape[0], x0:x0 + portrait.shape[1]] = portrait

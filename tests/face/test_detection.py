@@ -25,8 +25,8 @@ def _contains(face, point) -> bool:
     return face.x0 < point[0] < face.x1 and face.y0 < point[1] < face.y1
 
 
-def test_one_face_with_keypoints_in_place(grace: np.ndarray, astronaut: np.ndarray) -> None:
-    for image, width in ((grace, 200), (astronaut, 95)):
+def test_one_face_with_keypoints_in_place(grace_photo: np.ndarray, astronaut_photo: np.ndarray) -> None:
+    for image, width in ((grace_photo, 200), (astronaut_photo, 95)):
         faces = detect_faces(image)
         assert len(faces) == 1
         face = faces[0]
@@ -42,7 +42,7 @@ def test_group_photo_largest_first(group_photo: np.ndarray) -> None:
     faces = detect_faces(group_photo)
     assert len(faces) == 2
     assert faces[0].area > faces[1].area
-    assert faces[0].x1 < 532 < 580 < faces[1].x0  # Grace on the left, astronaut right
+    assert faces[0].x1 < 532 < 580 < faces[1].x0  # Grace on the left, astronaut_photo right
 
 
 def test_small_face_in_large_canvas(small_face) -> None:
@@ -54,8 +54,8 @@ def test_small_face_in_large_canvas(small_face) -> None:
     assert x0 < face.x0 and face.x1 < x1 and y0 < face.y0 and face.y1 < y1
 
 
-def test_small_face_in_12_megapixel_photo(grace: np.ndarray) -> None:
-    portrait = cv2.resize(grace, None, fx=0.33, fy=0.33, interpolation=cv2.INTER_AREA)
+def test_small_face_in_12_megapixel_photo(grace_photo: np.ndarray) -> None:
+    portrait = cv2.resize(grace_photo, None, fx=0.33, fy=0.33, interpolation=cv2.INTER_AREA)
     photo = np.full((3024, 4032, 3), 128, np.uint8)
     photo[1500:1500 + portrait.shape[0], 2500:2500 + portrait.shape[1]] = portrait
     faces = detect_faces(photo)
@@ -91,12 +91,12 @@ def test_landmark_check_rejects_texture_and_keeps_faces() -> None:
     assert raw[~is_face].sum() >= found[~is_face].sum()
 
 
-def test_grey_and_rgba_inputs_accepted(grace: np.ndarray) -> None:
-    grey = cv2.cvtColor(grace, cv2.COLOR_RGB2GRAY)
-    rgba = np.dstack([grace, np.full(grace.shape[:2], 255, np.uint8)])
+def test_grey_and_rgba_inputs_accepted(grace_photo: np.ndarray) -> None:
+    grey = cv2.cvtColor(grace_photo, cv2.COLOR_RGB2GRAY)
+    rgba = np.dstack([grace_photo, np.full(grace_photo.shape[:2], 255, np.uint8)])
     assert len(detect_faces(grey)) == 1 and len(detect_faces(rgba)) == 1
     with pytest.raises(TypeError):
-        detect_faces(grace.astype(np.float32))
+        detect_faces(grace_photo.astype(np.float32))
 
 
 def test_deterministic(group_photo: np.ndarray) -> None:

@@ -23,12 +23,12 @@ def _eye_angle(points: np.ndarray) -> float:
 
 
 @pytest.fixture(scope="module")
-def grace_marks(grace: np.ndarray) -> Landmarks:
-    return _landmarks(grace)
+def grace_marks(grace_photo: np.ndarray) -> Landmarks:
+    return _landmarks(grace_photo)
 
 
-def test_anatomy(grace_marks: Landmarks, astronaut: np.ndarray) -> None:
-    for marks in (grace_marks, _landmarks(astronaut)):
+def test_anatomy(grace_marks: Landmarks, astronaut_photo: np.ndarray) -> None:
+    for marks in (grace_marks, _landmarks(astronaut_photo)):
         p = marks.points
         assert p.shape == (468, 3) and p.dtype == np.float32 and marks.score > 0.9
         eyes_y = p[[T.RIGHT_EYE_OUTER, T.LEFT_EYE_OUTER], 1].max()
@@ -58,9 +58,9 @@ def test_grace_eye_corners_where_a_person_sees_them(grace_marks: Landmarks) -> N
 
 @pytest.mark.parametrize("degrees", [25, -25])
 def test_rotated_face_follows_the_rotation(
-    grace: np.ndarray, grace_marks: Landmarks, degrees: float
+    grace_photo: np.ndarray, grace_marks: Landmarks, degrees: float
 ) -> None:
-    rotated, matrix = rotate(grace, degrees)
+    rotated, matrix = rotate(grace_photo, degrees)
     marks = _landmarks(rotated)
     # cv2 turns counter-clockwise on screen; with y down that is a negative image angle
     assert _eye_angle(marks.points) - _eye_angle(grace_marks.points) == pytest.approx(
@@ -72,11 +72,11 @@ def test_rotated_face_follows_the_rotation(
 
 
 def test_mirrored_face_gives_mirrored_landmarks(
-    grace: np.ndarray, grace_marks: Landmarks
+    grace_photo: np.ndarray, grace_marks: Landmarks
 ) -> None:
-    flipped = np.ascontiguousarray(grace[:, ::-1])
+    flipped = np.ascontiguousarray(grace_photo[:, ::-1])
     marks = _landmarks(flipped)
-    width = grace.shape[1]
+    width = grace_photo.shape[1]
     # the mirror of the subject's right eye corner is the new left eye corner, etc.
     pairs = [(T.RIGHT_EYE_OUTER, T.LEFT_EYE_OUTER), (T.MOUTH_CORNER_R, T.MOUTH_CORNER_L),
              (T.NOSE_TIP, T.NOSE_TIP), (T.CHIN, T.CHIN)]
@@ -86,15 +86,15 @@ def test_mirrored_face_gives_mirrored_landmarks(
         assert np.linalg.norm(marks.points[b, :2] - mirrored) < 0.05 * iod
 
 
-def test_refinement_recentres_on_the_face(grace: np.ndarray) -> None:
+def test_refinement_recentres_on_the_face(grace_photo: np.ndarray) -> None:
     """A detection box shifted by 15% of the face still yields the same landmarks."""
-    box = detect_faces(grace)[0]
-    reference = detect_landmarks(grace, box)
+    box = detect_faces(grace_photo)[0]
+    reference = detect_landmarks(grace_photo, box)
     shift = 0.15 * box.width
     moved = type(box)(box.x0 + shift, box.y0 - shift, box.x1 + shift, box.y1 - shift,
                       box.score, box.keypoints + [shift, -shift])
-    one_pass = infer_landmarks(grace, roi_from_box(moved))
-    two_pass = detect_landmarks(grace, moved)
+    one_pass = infer_landmarks(grace_photo, roi_from_box(moved))
+    two_pass = detect_landmarks(grace_photo, moved)
     iod = T.inter_ocular(reference.points)
     err_one = np.linalg.norm(one_pass.xy - reference.xy, axis=1).mean() / iod
     err_two = np.linalg.norm(two_pass.xy - reference.xy, axis=1).mean() / iod
@@ -110,7 +110,7 @@ def test_roi_from_landmarks_is_level_and_covers_the_face(grace_marks: Landmarks)
     assert np.linalg.norm(centre - [roi.cx, roi.cy]) < 0.05 * extent
 
 
-def test_deterministic(grace: np.ndarray, grace_marks: Landmarks) -> None:
-    again = _landmarks(grace.copy())
+def test_deterministic(grace_photo: np.ndarray, grace_marks: Landmarks) -> None:
+    again = _landmarks(grace_photo.copy())
     np.testing.assert_array_equal(again.points, grace_marks.points)
     assert again.score == grace_marks.score

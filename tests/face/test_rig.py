@@ -12,19 +12,19 @@ from mouthpiece.types import FaceRig, InputError
 
 
 @pytest.fixture(scope="module")
-def grace_rig(grace: np.ndarray) -> FaceRig:
-    return build_rig(grace)
+def grace_rig(grace_photo: np.ndarray) -> FaceRig:
+    return build_rig(grace_photo)
 
 
-def test_crop_geometry(grace: np.ndarray, grace_rig: FaceRig) -> None:
+def test_crop_geometry(grace_photo: np.ndarray, grace_rig: FaceRig) -> None:
     rig = grace_rig
     x0, y0, x1, y1 = rig.crop_box
     assert all(isinstance(v, int) for v in rig.crop_box)
-    assert 0 <= x0 < x1 <= grace.shape[1] and 0 <= y0 < y1 <= grace.shape[0]
+    assert 0 <= x0 < x1 <= grace_photo.shape[1] and 0 <= y0 < y1 <= grace_photo.shape[0]
     h, w = rig.crop_image.shape[:2]
     assert min(h, w) == 512 and h % 2 == 0 and w % 2 == 0
     assert rig.scale == pytest.approx(512 / min(x1 - x0, y1 - y0))
-    assert rig.image is not None and rig.image.shape == grace.shape
+    assert rig.image is not None and rig.image.shape == grace_photo.shape
     # square around the face: face size × (1 + 2 × 0.5)
     face = np.ptp(rig.full_landmarks.xy, axis=0).max()
     assert x1 - x0 == y1 - y0 == pytest.approx(2 * face, abs=1)
@@ -49,20 +49,20 @@ def test_crop_landmarks_match_crop_pixels(grace_rig: FaceRig) -> None:
     assert diff < 4
 
 
-def test_expand_ratio_and_resolution(grace: np.ndarray, grace_rig: FaceRig) -> None:
-    tight = build_rig(grace, expand_ratio=0.2, min_resolution=256)
+def test_expand_ratio_and_resolution(grace_photo: np.ndarray, grace_rig: FaceRig) -> None:
+    tight = build_rig(grace_photo, expand_ratio=0.2, min_resolution=256)
     side = lambda rig: rig.crop_box[2] - rig.crop_box[0]  # noqa: E731
     assert side(tight) < side(grace_rig)
     assert min(tight.crop_image.shape[:2]) == 256
-    wide = build_rig(grace, expand_ratio=1.0, min_resolution=1024)
+    wide = build_rig(grace_photo, expand_ratio=1.0, min_resolution=1024)
     # the square would be ~3× the face (≈ 600 px) but the photo is 512 wide: clipped
     x0, y0, x1, y1 = wide.crop_box
     assert (x0, x1) == (0, 512) and y1 - y0 > x1 - x0
     assert wide.crop_image.shape[1] == 1024 and wide.crop_image.shape[0] % 2 == 0
 
 
-def test_face_near_the_border_keeps_a_square_inside_the_photo(astronaut: np.ndarray) -> None:
-    rig = build_rig(astronaut)  # her face is near the top edge
+def test_face_near_the_border_keeps_a_square_inside_the_photo(astronaut_photo: np.ndarray) -> None:
+    rig = build_rig(astronaut_photo)  # her face is near the top edge
     x0, y0, x1, y1 = rig.crop_box
     assert y0 >= 0 and x1 - x0 == y1 - y0
     assert rig.crop_image.shape[:2] == (512, 512)
@@ -95,8 +95,8 @@ def test_no_face_is_a_clear_input_error() -> None:
             build_rig(image)
 
 
-def test_invalid_parameters(grace: np.ndarray) -> None:
+def test_invalid_parameters(grace_photo: np.ndarray) -> None:
     with pytest.raises(InputError):
-        build_rig(grace, expand_ratio=-0.1)
+        build_rig(grace_photo, expand_ratio=-0.1)
     with pytest.raises(InputError):
-        build_rig(grace, min_resolution=0)
+        build_rig(grace_photo, min_resolution=0)

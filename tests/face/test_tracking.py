@@ -11,9 +11,9 @@ from mouthpiece.face import LandmarkTracker, build_rig
 
 
 @pytest.fixture(scope="module")
-def clip(grace: np.ndarray):
+def clip(grace_photo: np.ndarray):
     """24 frames of the 512-px face crop drifting and tilting, with the true landmarks."""
-    rig = build_rig(grace)
+    rig = build_rig(grace_photo)
     frames, truth = [], []
     for i in range(24):
         matrix = cv2.getRotationMatrix2D((256, 256), 4 * np.sin(i / 4), 1.0)

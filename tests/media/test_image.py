@@ -9,18 +9,12 @@ import zlib
 import matplotlib.cbook
 import numpy as np
 import pytest
-import skimage.data
 from PIL import Image
 
 from mouthpiece.media import load_image
 from mouthpiece.types import InputError
 
 GRACE_HOPPER = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
-
-
-@pytest.fixture(scope="module")
-def astronaut() -> np.ndarray:
-    return skimage.data.astronaut()  # (512, 512, 3) uint8
 
 
 def test_real_jpeg():
@@ -31,24 +25,24 @@ def test_real_jpeg():
 
 @pytest.mark.parametrize("fmt, ext, tolerance", [("PNG", "png", 0), ("JPEG", "jpg", 8),
                                                  ("WEBP", "webp", 8)])
-def test_formats_round_trip(astronaut, tmp_path, fmt, ext, tolerance):
-    path = tmp_path / f"astronaut.{ext}"
-    Image.fromarray(astronaut).save(path, fmt, quality=95)
+def test_formats_round_trip(astronaut_photo, tmp_path, fmt, ext, tolerance):
+    path = tmp_path / f"astronaut_photo.{ext}"
+    Image.fromarray(astronaut_photo).save(path, fmt, quality=95)
     image = load_image(path)
-    assert image.shape == astronaut.shape and image.dtype == np.uint8
-    assert np.abs(image.astype(int) - astronaut).mean() <= tolerance
+    assert image.shape == astronaut_photo.shape and image.dtype == np.uint8
+    assert np.abs(image.astype(int) - astronaut_photo).mean() <= tolerance
 
 
-def test_format_is_sniffed_not_taken_from_the_name(astronaut, tmp_path):
+def test_format_is_sniffed_not_taken_from_the_name(astronaut_photo, tmp_path):
     path = tmp_path / "really_a_png.jpg"
-    Image.fromarray(astronaut).save(path, "PNG")
-    np.testing.assert_array_equal(load_image(path), astronaut)
+    Image.fromarray(astronaut_photo).save(path, "PNG")
+    np.testing.assert_array_equal(load_image(path), astronaut_photo)
 
 
 @pytest.mark.parametrize("orientation, turn", [(3, 2), (6, -1), (8, 1)])
-def test_exif_orientation_is_applied(astronaut, tmp_path, orientation, turn):
+def test_exif_orientation_is_applied(astronaut_photo, tmp_path, orientation, turn):
     """Orientation 6 means the camera was turned: the stored pixels must be rotated 90° CW."""
-    stored = astronaut[:, 100:400]  # (512, 300): non-square, so a missed rotation shows
+    stored = astronaut_photo[:, 100:400]  # (512, 300): non-square, so a missed rotation shows
     path = tmp_path / "rotated.jpg"
     exif = Image.Exif()
     exif[0x0112] = orientation
@@ -59,15 +53,15 @@ def test_exif_orientation_is_applied(astronaut, tmp_path, orientation, turn):
     assert np.abs(image.astype(int) - expected).mean() < 8
 
 
-def test_alpha_is_flattened_on_white(astronaut, tmp_path):
-    rgba = np.dstack([astronaut, np.full(astronaut.shape[:2], 255, np.uint8)])
+def test_alpha_is_flattened_on_white(astronaut_photo, tmp_path):
+    rgba = np.dstack([astronaut_photo, np.full(astronaut_photo.shape[:2], 255, np.uint8)])
     rgba[:, :256, 3] = 0  # left half fully transparent
     rgba[:, 256:, 3] = 255
     path = tmp_path / "cutout.png"
     Image.fromarray(rgba, "RGBA").save(path)
     image = load_image(path)
     assert (image[:, :256] == 255).all()
-    np.testing.assert_array_equal(image[:, 256:], astronaut[:, 256:])
+    np.testing.assert_array_equal(image[:, 256:], astronaut_photo[:, 256:])
 
 
 def test_palette_with_transparency(tmp_path):
@@ -80,8 +74,8 @@ def test_palette_with_transparency(tmp_path):
     assert (image[:, :50] == 255).all() and (image[:, 50:] == (200, 10, 10)).all()
 
 
-def test_greyscale_becomes_rgb(astronaut, tmp_path):
-    grey = astronaut.mean(axis=2).astype(np.uint8)
+def test_greyscale_becomes_rgb(astronaut_photo, tmp_path):
+    grey = astronaut_photo.mean(axis=2).astype(np.uint8)
     path = tmp_path / "grey.png"
     Image.fromarray(grey, "L").save(path)
     image = load_image(path)
@@ -120,9 +114,9 @@ def test_decompression_bomb_is_refused_from_the_header(tmp_path, width, height):
     assert time.perf_counter() - start < 5.0  # refused before any decoding (decoding takes minutes)
 
 
-def test_max_pixels_is_a_parameter(astronaut, tmp_path):
-    path = tmp_path / "astronaut.png"
-    Image.fromarray(astronaut).save(path)
+def test_max_pixels_is_a_parameter(astronaut_photo, tmp_path):
+    path = tmp_path / "astronaut_photo.png"
+    Image.fromarray(astronaut_photo).save(path)
     with pytest.raises(InputError, match="over the 0.2 Mpx limit"):
         load_image(path, max_pixels=200_000)
 
@@ -134,9 +128,9 @@ def test_text_named_jpg(tmp_path):
         load_image(path)
 
 
-def test_unsupported_image_format(astronaut, tmp_path):
+def test_unsupported_image_format(astronaut_photo, tmp_path):
     path = tmp_path / "anim.gif"
-    Image.fromarray(astronaut[:128, :128]).save(path, "GIF")
+    Image.fromarray(astronaut_photo[:128, :128]).save(path, "GIF")
     with pytest.raises(InputError, match="GIF image"):
         load_image(path)
 

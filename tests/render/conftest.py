@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from matplotlib import cbook
-from PIL import Image
 
 from mouthpiece.face import build_rig, detect_landmarks
 from mouthpiece.render import Renderer
@@ -30,19 +28,6 @@ def redetect(image: np.ndarray, near: Landmarks) -> Landmarks:
     keypoints[0], keypoints[1] = xy[RIGHT_EYE_OUTER], xy[LEFT_EYE_OUTER]
     box = FaceBox(float(x0), float(y0), float(x1), float(y1), 1.0, keypoints)
     return detect_landmarks(image, box)
-
-
-@pytest.fixture(scope="session")
-def grace_photo() -> np.ndarray:
-    path = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
-    return np.asarray(Image.open(path).convert("RGB"))
-
-
-@pytest.fixture(scope="session")
-def astronaut_photo() -> np.ndarray:
-    import skimage.data
-
-    return skimage.data.astronaut()
 
 
 @pytest.fixture(scope="session")
