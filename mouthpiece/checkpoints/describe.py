@@ -8,7 +8,7 @@ from pathlib import Path
 from mouthpiece.checkpoints.archive import open_entries
 from mouthpiece.checkpoints.canonical import sha256_hex
 from mouthpiece.checkpoints.errors import CheckpointError
-from mouthpiece.checkpoints.manifest import MANIFEST_NAME, SIGNATURES_NAME
+from mouthpiece.checkpoints.manifest import MANIFEST_NAME, SIGNATURES_NAME, parse_json_object
 from mouthpiece.checkpoints.verify import MAX_MANIFEST_BYTES, MAX_SIGNATURES_BYTES
 
 
@@ -18,12 +18,7 @@ def describe_bundle(bundle: str | Path) -> dict:
         if MANIFEST_NAME not in entries:
             raise CheckpointError("missing_file", f"{bundle}: no manifest.json; not a checkpoint bundle")
         raw = entries[MANIFEST_NAME].read(MAX_MANIFEST_BYTES)
-        try:
-            manifest = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CheckpointError("bad_manifest", f"{bundle}: manifest.json is not valid JSON ({exc})") from exc
-        if not isinstance(manifest, dict):
-            raise CheckpointError("bad_manifest", f"{bundle}: manifest.json must hold a JSON object")
+        manifest = parse_json_object(raw, "bad_manifest", f"{bundle}: manifest.json")
         key_ids = []
         if SIGNATURES_NAME in entries:
             try:

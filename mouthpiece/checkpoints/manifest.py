@@ -120,14 +120,20 @@ def check_recipe(recipe: object) -> dict:
     return recipe
 
 
+def parse_json_object(raw: bytes, code: str, name: str) -> dict:
+    """UTF-8 JSON bytes that must hold an object; CheckpointError(`code`) naming `name` else."""
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(code, f"{name} is not valid JSON ({exc})") from exc
+    if not isinstance(value, dict):
+        raise CheckpointError(code, f"{name} must hold a JSON object")
+    return value
+
+
 def parse_manifest(raw: bytes) -> dict:
     """Parse and validate manifest bytes; they must already be in canonical form."""
-    try:
-        manifest = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError("bad_manifest", f"manifest.json is not valid JSON ({exc})") from exc
-    if not isinstance(manifest, dict):
-        raise CheckpointError("bad_manifest", "manifest.json must hold a JSON object")
+    manifest = parse_json_object(raw, "bad_manifest", "manifest.json")
     if manifest.get("format") != FORMAT:
         raise CheckpointError("unsupported_format", f"manifest.json is not a {FORMAT} manifest")
     if manifest.get("format_version") != FORMAT_VERSION:

@@ -22,7 +22,8 @@ from mouthpiece.checkpoints.archive import MAX_BUNDLE_BYTES, Entry, open_entries
 from mouthpiece.checkpoints.canonical import canonical_json, sha256_hex
 from mouthpiece.checkpoints.errors import CheckpointError
 from mouthpiece.checkpoints.manifest import (
-    CONFIG_NAME, MANIFEST_NAME, SIGNATURES_NAME, WEIGHTS_SUFFIX, check_compatible, parse_manifest,
+    CONFIG_NAME, MANIFEST_NAME, SIGNATURES_NAME, WEIGHTS_SUFFIX, check_compatible, parse_json_object,
+    parse_manifest,
 )
 from mouthpiece.checkpoints.signing import (
     PINNED_MANIFEST_DIGESTS, Signature, TrustStore, check_signatures, decode_signatures,
@@ -220,13 +221,7 @@ def _untrusted_reason(signatures: list[Signature], trust: TrustStore) -> str:
 
 
 def _parse_config(data: bytes, label: str) -> dict:
-    try:
-        config = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError("bad_config", f"{label}: config.json is not valid JSON ({exc})") from exc
-    if not isinstance(config, dict):
-        raise CheckpointError("bad_config", f"{label}: config.json must hold a JSON object")
-    return config
+    return parse_json_object(data, "bad_config", f"{label}: config.json")
 
 
 def _safetensors_metadata(data: bytes, label: str) -> dict:
