@@ -4,8 +4,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Debian packages: speech synthesis for the sample and the tests, sox for measuring audio.
-SYSTEM_PACKAGES := espeak-ng sox festival festvox-us-slt-hts flite
+# Debian packages: speech synthesis for the sample and the tests, sox for measuring audio,
+# redis-server and chromium for the service tests (scaled mode, web page).
+SYSTEM_PACKAGES := espeak-ng sox festival festvox-us-slt-hts flite redis-server chromium
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
 .PHONY: demo test test-fast test-slow lint install system-deps samples bench clean
@@ -38,7 +39,7 @@ system-deps:
 $(STAMP): pyproject.toml scripts/install_face_models.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install torch==2.13.0
-	$(PIP) install -e '.[dev,tts,train]'
+	$(PIP) install -e '.[dev,tts,train,service,fl]'
 	$(BIN)/python scripts/install_face_models.py
 	touch $(STAMP)
 
