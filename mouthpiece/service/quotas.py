@@ -1,0 +1,71 @@
+"""Daily seconds-of-video quota: reserved atomically at submit, refunded once on failure/cancel.
+
+Both operations are single conditional UPDATEs, so 20 racing submissions can never over-spend
+and a job is never refunded twice, on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from mouthpiece.service.db import Job, QuotaUsage
+from mouthpiece.service.plans import Plan
+
+
+class QuotaExceeded(Exception):
+    def __init__(self, used_s: float, limit_s: float, asked_s: float) -> None:
+        super().__init__(f"daily video quota exceeded: {used_s:.1f} s of {limit_s:.0f} s used, "
+                         f"this job needs {asked_s:.1f} s")
+        self.used_s, self.limit_s, self.asked_s = used_s, limit_s, asked_s
+
+
+def utc_day(at: float | None = None) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(time.time() if at is None else at))
+
+
+def reserve(session: Session, user_id: str, plan: Plan, seconds: float, *, day: str | None = None) -> str:
+    """Add `seconds` to today's usage if it stays within the plan; return the day charged.
+
+    Runs inside the caller's transaction: commit it together with the job row.
+    """
+    day = day or utc_day()
+    try:
+        with session.begin_nested():
+            session.execute(insert(QuotaUsage).values(user_id=user_id, day=day, seconds=0.0))
+    except IntegrityError:
+        pass  # the row exists already
+    done = session.execute(
+        update(QuotaUsage)
+        .where(QuotaUsage.user_id == user_id, QuotaUsage.day == day,
+               QuotaUsage.seconds + seconds <= plan.daily_video_s)
+        .values(seconds=QuotaUsage.seconds + seconds))
+    if done.rowcount != 1:
+        used = session.execute(select(QuotaUsage.seconds).where(
+            QuotaUsage.user_id == user_id, QuotaUsage.day == day)).scalar_one_or_none() or 0.0
+        raise QuotaExceeded(used, plan.daily_video_s, seconds)
+    return day
+
+
+def used_seconds(session: Session, user_id: str, day: str | None = None) -> float:
+    return session.execute(select(QuotaUsage.seconds).where(
+        QuotaUsage.user_id == user_id, QuotaUsage.day == (day or utc_day()))).scalar_one_or_none() or 0.0
+
+
+def refund(session: Session, job_id: str) -> bool:
+    """Give a failed/canceled job's seconds back, at most once (flips `jobs.refunded`)."""
+    job = session.execute(select(Job.user_id, Job.charged_s, Job.charged_day)
+                          .where(Job.id == job_id)).one_or_none()
+    if job is None:
+        return False
+    flipped = session.execute(update(Job).where(Job.id == job_id, Job.refunded.is_(False))
+                              .values(refunded=True))
+    if flipped.rowcount != 1:
+        return False
+    session.execute(update(QuotaUsage)
+                    .where(QuotaUsage.user_id == job.user_id, QuotaUsage.day == job.charged_day)
+                    .values(seconds=QuotaUsage.seconds - job.charged_s))
+    return True
