@@ -31,6 +31,7 @@ class Settings:
     job_timeout_s: float = 300.0
     lease_s: float = 30.0  # a running job's lease; heartbeats renew it, the reaper re-queues on expiry
     max_attempts: int = 3
+    shutdown_grace_s: float = 30.0  # on SIGTERM a worker finishes its job this long, then hands it back
     max_upload_bytes: int = 50 * 1024 * 1024
     workers: int = 1  # worker processes started by `mouthpiece serve`
     rate_per_user: float = 20.0  # requests per second (token bucket) …
@@ -40,6 +41,7 @@ class Settings:
     checkpoint_dir: Path | None = None  # registry root; default data_dir/checkpoints
     trust_dir: Path | None = None
     retention_days: float = 7.0
+    webhook_allow_private: bool = False  # let jobs name webhooks on loopback/private addresses
     extra: dict = field(default_factory=dict)
 
     @property
@@ -78,7 +80,9 @@ def settings_from_env(**overrides) -> Settings:
         if raw is None or name == "extra":
             continue
         kind = spec.type
-        if "Path" in str(kind):
+        if str(kind) == "bool":
+            values[name] = raw.strip().lower() in ("1", "true", "yes", "on")
+        elif "Path" in str(kind):
             values[name] = Path(raw)
         elif "int" in str(kind) and "float" not in str(kind):
             values[name] = int(raw)

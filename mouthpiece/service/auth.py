@@ -1,0 +1,177 @@
+"""Identity: API keys (stored hashed), short-lived access JWTs and rotating refresh tokens.
+
+- API key: `mp_<prefix>_<secret>`; the public prefix finds the row, only SHA-256 of the whole
+  key is stored (the key has 256 bits of entropy, so a fast hash is the right one).
+- Access token: HS256 JWT (verified with an explicit algorithm list) ≤ 15 min with `sub`,
+  `plan`, `jti`, `iat`, `exp`, plus `kid` (API key id) and `fam` (refresh family) so that
+  revoking the key or the family ends the token's life at once.
+- Refresh token: random, stored hashed, single use: each use marks it used and issues the
+  next one in the same family; presenting a used one again revokes the whole family.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+
+import jwt
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from mouthpiece.service.config import Settings
+from mouthpiece.service.db import ApiKey, RefreshToken, User, new_id, now
+from mouthpiece.service.errors import ApiError
+
+JWT_ALGORITHMS = ["HS256"]  # the only algorithm accepted when decoding ("none" never is)
+MAX_ACCESS_TTL_S = 900
+API_KEY_RE = re.compile(r"^mp_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+REFRESH_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+_BEARER = {"WWW-Authenticate": "Bearer"}
+
+
+def hash_secret(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def signing_key(secret: bytes, purpose: str) -> bytes:
+    """A separate key per purpose (JWT, download URLs) derived from the one service secret."""
+    return hmac.new(secret, f"mouthpiece/{purpose}".encode(), hashlib.sha256).digest()
+
+
+def unauthorized(message: str) -> ApiError:
+    return ApiError(401, "unauthorized", message, _BEARER)
+
+
+def new_api_key() -> tuple[str, str, str]:
+    """(plaintext key, public prefix, sha256 of the key): the plaintext is shown once, never stored."""
+    prefix = secrets.token_hex(6)
+    key = f"mp_{prefix}_{secrets.token_urlsafe(32)}"
+    return key, prefix, hash_secret(key)
+
+
+@dataclass(frozen=True)
+class TokenConfig:
+    jwt_key: bytes
+    access_ttl_s: int
+    refresh_ttl_s: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "TokenConfig":
+        return cls(signing_key(settings.secret(), "jwt"),
+                   min(settings.access_token_ttl_s, MAX_ACCESS_TTL_S), settings.refresh_token_ttl_s)
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    refresh_expires_in: int
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    user_id: str
+    api_key_id: str
+    family_id: str
+    jti: str
+
+
+def authenticate_api_key(session: Session, key: str) -> tuple[User, ApiKey]:
+    """The user and key row for a presented API key, or 401 (unknown, wrong, revoked, disabled)."""
+    match = API_KEY_RE.match(key)
+    row = session.execute(select(ApiKey).where(ApiKey.prefix == match.group(1))).scalar_one_or_none() \
+        if match else None
+    if row is None or not hmac.compare_digest(row.key_hash, hash_secret(key)):
+        raise unauthorized("invalid API key")
+    if row.revoked_at is not None:
+        raise unauthorized("this API key has been revoked")
+    user = session.get(User, row.user_id)
+    if user is None or user.disabled_at is not None:
+        raise unauthorized("this account is disabled")
+    row.last_used_at = now()
+    return user, row
+
+
+def issue_tokens(session: Session, config: TokenConfig, user: User, api_key_id: str,
+                 family_id: str | None = None) -> TokenPair:
+    """A new access token and a new refresh token (a new family unless continuing one).
+
+    Runs inside the caller's transaction; commit to make the refresh token usable.
+    """
+    family_id = family_id or new_id()
+    refresh = secrets.token_urlsafe(32)
+    issued = now()
+    session.add(RefreshToken(user_id=user.id, api_key_id=api_key_id, family_id=family_id,
+                             token_hash=hash_secret(refresh), created_at=issued,
+                             expires_at=issued + config.refresh_ttl_s))
+    claims = {"sub": user.id, "plan": user.plan, "jti": new_id(), "iat": int(issued),
+              "exp": int(issued) + config.access_ttl_s, "kid": api_key_id, "fam": family_id,
+              "typ": "access"}
+    access = jwt.encode(claims, config.jwt_key, algorithm=JWT_ALGORITHMS[0])
+    return TokenPair(access, refresh, config.access_ttl_s, config.refresh_ttl_s)
+
+
+def rotate_refresh_token(session: Session, config: TokenConfig, token: str) -> TokenPair:
+    """Spend a refresh token for a new pair; a second use of the same token revokes its family.
+
+    The caller commits in both cases (the revocation must stick even though this raises 401).
+    """
+    row = session.execute(select(RefreshToken).where(RefreshToken.token_hash == hash_secret(token))) \
+        .scalar_one_or_none() if REFRESH_TOKEN_RE.match(token) else None
+    if row is None:
+        raise unauthorized("invalid refresh token")
+    spent = session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.id == row.id, RefreshToken.used_at.is_(None), RefreshToken.revoked_at.is_(None))
+        .values(used_at=now()))
+    if spent.rowcount != 1:
+        revoke_family(session, row.family_id)
+        raise unauthorized("refresh token already used: every token of this sign-in is now revoked; "
+                           "sign in again with your API key")
+    if row.expires_at <= now():
+        raise unauthorized("refresh token expired; sign in again with your API key")
+    key = session.get(ApiKey, row.api_key_id)
+    user = session.get(User, row.user_id)
+    if key is None or key.revoked_at is not None or user is None or user.disabled_at is not None:
+        raise unauthorized("the API key of this sign-in has been revoked")
+    return issue_tokens(session, config, user, key.id, row.family_id)
+
+
+def revoke_family(session: Session, family_id: str) -> None:
+    session.execute(update(RefreshToken)
+                    .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+                    .values(revoked_at=now()))
+
+
+def decode_access_token(config: TokenConfig, token: str) -> AccessClaims:
+    """Claims of a valid access token; 401 for a bad signature, algorithm, expiry or shape."""
+    try:
+        claims = jwt.decode(token, config.jwt_key, algorithms=JWT_ALGORITHMS,
+                            options={"require": ["exp", "iat", "sub", "jti", "kid", "fam", "typ"]})
+    except jwt.ExpiredSignatureError:
+        raise unauthorized("access token expired; refresh it (POST /v1/auth/refresh)") from None
+    except jwt.InvalidTokenError:
+        raise unauthorized("invalid access token") from None
+    if claims.get("typ") != "access" or not all(isinstance(claims[k], str) for k in ("sub", "kid", "fam", "jti")):
+        raise unauthorized("invalid access token")
+    return AccessClaims(claims["sub"], claims["kid"], claims["fam"], claims["jti"])
+
+
+def user_for_access(session: Session, claims: AccessClaims) -> User:
+    """The token's user, unless its key, its refresh family or the account was revoked since."""
+    key = session.get(ApiKey, claims.api_key_id)
+    user = session.get(User, claims.user_id)
+    if key is None or key.user_id != claims.user_id or key.revoked_at is not None:
+        raise unauthorized("the API key of this token has been revoked")
+    if user is None or user.disabled_at is not None:
+        raise unauthorized("this account is disabled")
+    family_revoked = session.execute(
+        select(RefreshToken.id).where(RefreshToken.family_id == claims.family_id,
+                                      RefreshToken.revoked_at.is_not(None)).limit(1)).first()
+    if family_revoked is not None:
+        raise unauthorized("this sign-in has been revoked; sign in again with your API key")
+    return user

@@ -1,0 +1,52 @@
+"""The parts one API app works with, built once from Settings by `create_app` (never at import)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import sessionmaker
+
+from mouthpiece.service.auth import TokenConfig, signing_key
+from mouthpiece.service.config import Settings
+from mouthpiece.service.db import init_db, make_engine, session_factory
+from mouthpiece.service.metrics import Metrics
+from mouthpiece.service.queue import make_huey
+from mouthpiece.service.ratelimit import Limit, RateLimiter, make_rate_limiter
+from mouthpiece.service.storage import Storage, make_storage
+from mouthpiece.service.urls import UrlSigner
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker
+    storage: Storage
+    queue: object  # huey.Huey
+    limiter: RateLimiter
+    user_limit: Limit
+    ip_limit: Limit
+    tokens: TokenConfig
+    urls: UrlSigner
+    metrics: Metrics
+    media_slots: threading.BoundedSemaphore  # uploads decoded at once (CPU- and memory-bound)
+
+
+def build_services(settings: Settings) -> Services:
+    """Connect to (and create, if needed) the database; set up storage, queue and limits."""
+    engine = make_engine(settings.db_url)
+    init_db(engine)
+    sessions = session_factory(engine)
+    secret = settings.secret()
+    return Services(
+        settings=settings, engine=engine, sessions=sessions, storage=make_storage(settings),
+        queue=make_huey(settings), limiter=make_rate_limiter(settings),
+        user_limit=Limit(settings.rate_per_user, settings.rate_burst_user),
+        ip_limit=Limit(settings.rate_per_ip, settings.rate_burst_ip),
+        tokens=TokenConfig.from_settings(settings),
+        urls=UrlSigner(signing_key(secret, "download-url"), settings.signed_url_ttl_s),
+        metrics=Metrics(sessions),
+        media_slots=threading.BoundedSemaphore(max(1, os.cpu_count() or 1)))
