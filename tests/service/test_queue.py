@@ -31,3 +31,17 @@ def test_the_api_and_a_worker_see_the_same_queue(settings):
     job_id = new_id()
     enqueue(api, job_id, 0)
     assert {take(worker_a), take(worker_b)} == {job_id, None}
+
+
+def test_a_forged_message_cannot_carry_code(settings):
+    """Messages are JSON naming one job id; a pickle (or any other task) pushed into the queue is
+    dropped on reading and never unpickled."""
+    import pickle
+
+    queue = make_huey(settings)
+    queue.storage.enqueue(pickle.dumps(("os.system", "touch pwned")), 0)
+    with pytest.raises(ValueError):
+        take(queue)
+    job_id = new_id()
+    enqueue(queue, job_id, 0)
+    assert take(queue) == job_id
