@@ -23,7 +23,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 # Sub-command adapters: mouthpiece/commands/<name>.py, each with `register(subparsers)`.
-COMMAND_MODULES = ("generate", "tts", "batch", "ckpt", "train", "worker", "serve", "admin")
+COMMAND_MODULES = ("generate", "tts", "batch", "ckpt", "train", "worker", "serve", "admin", "fl")
 
 
 def build_parser() -> argparse.ArgumentParser:
