@@ -118,13 +118,20 @@ class Setting(Base):
     updated_at: Mapped[float] = mapped_column(Float, default=now, onupdate=now)
 
 
+# More connections than the API's request threads (anyio's default limiter: 40), so a thread
+# never waits for a connection held by threads that wait for a thread (a pool deadlock seen
+# under mixed submit/status load with SQLAlchemy's default 5 + 10).
+POOL_SIZE, POOL_OVERFLOW = 16, 48
+
+
 def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite gets WAL, a busy timeout and foreign keys."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                               pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record) -> None:
@@ -134,7 +141,7 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
     else:
-        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        engine = create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
     return engine
 
 
