@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from contextlib import contextmanager
 from pathlib import Path
 
 EXIT_OK = 0
@@ -56,17 +55,10 @@ def _settings(args: argparse.Namespace):
     return settings_from_env(data_dir=Path(args.data_dir) if args.data_dir else None)
 
 
-@contextmanager
 def _session(settings):
-    from mouthpiece.service.db import init_db, make_engine, session_factory
+    from mouthpiece.service.db import one_session
 
-    engine = make_engine(settings.db_url)
-    try:
-        init_db(engine)
-        with session_factory(engine)() as session:
-            yield session
-    finally:
-        engine.dispose()
+    return one_session(settings.db_url)
 
 
 def create_user_command(args: argparse.Namespace) -> int:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import (JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint,
                         create_engine, event)
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "canceled")
 ACTIVE_STATUSES = ("queued", "running")
@@ -151,3 +153,21 @@ def init_db(engine: Engine) -> None:
 
 def session_factory(engine: Engine) -> sessionmaker:
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def open_database(url: str) -> tuple[Engine, sessionmaker]:
+    """Connect to `url`, create missing tables, and return (engine, session factory)."""
+    engine = make_engine(url)
+    init_db(engine)
+    return engine, session_factory(engine)
+
+
+@contextmanager
+def one_session(url: str) -> Iterator[Session]:
+    """A session on a database opened for one short command; the engine is disposed after."""
+    engine, sessions = open_database(url)
+    try:
+        with sessions() as session:
+            yield session
+    finally:
+        engine.dispose()

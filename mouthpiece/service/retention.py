@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from mouthpiece.service.config import Settings
-from mouthpiece.service.db import Job, init_db, make_engine, session_factory
+from mouthpiece.service.db import Job, one_session
 from mouthpiece.service.jobstore import TERMINAL_STATUSES
 from mouthpiece.service.storage import Storage, job_prefix, make_storage
 
@@ -43,10 +43,5 @@ def purge_expired(session: Session, storage: Storage, *, retention_days: float,
 
 def cleanup(settings: Settings) -> list[str]:
     """One clean-up pass on the service of `settings` (the command's entry point)."""
-    engine = make_engine(settings.db_url)
-    try:
-        init_db(engine)
-        with session_factory(engine)() as session:
-            return purge_expired(session, make_storage(settings), retention_days=settings.retention_days)
-    finally:
-        engine.dispose()
+    with one_session(settings.db_url) as session:
+        return purge_expired(session, make_storage(settings), retention_days=settings.retention_days)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import sessionmaker
 
 from mouthpiece.service.auth import TokenConfig, signing_key
 from mouthpiece.service.config import Settings
-from mouthpiece.service.db import init_db, make_engine, session_factory
+from mouthpiece.service.db import open_database
 from mouthpiece.service.metrics import Metrics
 from mouthpiece.service.queue import make_huey
 from mouthpiece.service.ratelimit import Limit, RateLimiter, make_rate_limiter
@@ -37,9 +37,7 @@ class Services:
 
 def build_services(settings: Settings) -> Services:
     """Connect to (and create, if needed) the database; set up storage, queue and limits."""
-    engine = make_engine(settings.db_url)
-    init_db(engine)
-    sessions = session_factory(engine)
+    engine, sessions = open_database(settings.db_url)
     secret = settings.secret()
     return Services(
         settings=settings, engine=engine, sessions=sessions, storage=make_storage(settings),

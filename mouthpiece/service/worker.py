@@ -32,7 +32,7 @@ from pathlib import Path
 from mouthpiece.checkpoints import Registry
 from mouthpiece.service import jobstore, routing, webhooks
 from mouthpiece.service.config import Settings
-from mouthpiece.service.db import Job, init_db, make_engine, session_factory
+from mouthpiece.service.db import Job, open_database
 from mouthpiece.service.queue import enqueue, make_huey, pending, take
 from mouthpiece.service.retention import purge_expired
 from mouthpiece.service.storage import job_key, make_storage
@@ -112,9 +112,7 @@ class JobRunner:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.engine = make_engine(settings.db_url)
-        init_db(self.engine)
-        self.sessions = session_factory(self.engine)
+        self.engine, self.sessions = open_database(settings.db_url)
         self.storage = make_storage(settings)
         self.queue = make_huey(settings)
         self.registry = Registry(settings.registry_root, settings.trust_dir)

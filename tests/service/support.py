@@ -21,7 +21,7 @@ from PIL import Image
 
 from mouthpiece.service import quotas
 from mouthpiece.service.config import Settings
-from mouthpiece.service.db import Job, User, init_db, make_engine, new_id, session_factory
+from mouthpiece.service.db import Job, User, new_id, open_database
 from mouthpiece.service.plans import plan_named
 from mouthpiece.service.queue import enqueue, make_huey
 from mouthpiece.service.storage import job_key, make_storage
@@ -42,9 +42,7 @@ class Service:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.engine = make_engine(settings.db_url)
-        init_db(self.engine)
-        self.sessions = session_factory(self.engine)
+        self.engine, self.sessions = open_database(settings.db_url)
         self.storage = make_storage(settings)
         self.queue = make_huey(settings)
 
