@@ -7,18 +7,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.fft import dct
 from scipy.signal import find_peaks
 
 FRAME_S = 0.005  # seconds per WORLD frame
 FLOOR_DB = -55.0  # dBFS below which a frame is never speech
+F0_FLOOR, F0_CEIL = 60.0, 600.0  # Hz, the F0 search range
+# Mel-spaced frequencies (Hz) on which envelopes are turned into cepstra: 64 points from
+# 60 Hz to 7.8 kHz, inside the band every reference clip (16 kHz) has.
+_MEL = np.linspace(np.log1p(60.0 / 700.0), np.log1p(7800.0 / 700.0), 64)
+CEPSTRUM_HZ = 700.0 * np.expm1(_MEL)
 
 
 @dataclass(frozen=True)
 class World:
-    """WORLD parameters of one signal. f0: (T,) Hz (0 = unvoiced); sp: (T, F) power
-    envelope; ap: (T, F) aperiodicity; rate: Hz of the analysed signal."""
+    """WORLD parameters of one signal. f0: (T,) Hz, the excitation track (continuous from
+    the first to the last voiced frame; 0 outside); voiced: (T,) bool, the strict voicing
+    decision that statistics use; sp: (T, F) power envelope; ap: (T, F) aperiodicity;
+    rate: Hz of the analysed signal."""
 
     f0: np.ndarray
+    voiced: np.ndarray
     sp: np.ndarray
     ap: np.ndarray
     rate: int
@@ -35,14 +44,36 @@ def pyworld_module():
 
 
 def world_analyze(samples: np.ndarray, rate: int, with_ap: bool = True) -> World:
+    """WORLD analysis for re-synthesis. The envelope and aperiodicity are measured along a
+    continuous F0 track (DIO with a permissive contour check, gaps interpolated in log F0)
+    and D4C never forces a frame unvoiced: aperiodicity alone decides how noisy each frame
+    is. With DIO's default voicing, 40 % of piper's vowel and sonorant frames came out
+    unvoiced (whispered) after copy synthesis; this keeps copy synthesis close to the
+    original (MFCC distance 3.7 → 2.1 over 40 sentences)."""
     pyworld = pyworld_module()
 
     x = np.asarray(samples, np.float64)
-    f0, times = pyworld.dio(x, rate, f0_floor=60.0, f0_ceil=600.0, frame_period=FRAME_S * 1000)
-    f0 = pyworld.stonemask(x, f0, times, rate)
+    period = FRAME_S * 1000  # ms
+    strict, times = pyworld.dio(x, rate, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=period)
+    voiced = pyworld.stonemask(x, strict, times, rate) > 0
+    loose, _ = pyworld.dio(x, rate, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=period,
+                           allowed_range=1.0)
+    f0 = pyworld.stonemask(x, _fill_gaps(pyworld.stonemask(x, loose, times, rate)), times, rate)
     sp = pyworld.cheaptrick(x, f0, times, rate)
-    ap = pyworld.d4c(x, f0, times, rate) if with_ap else np.zeros((0, 0))
-    return World(f0, sp, ap, rate)
+    ap = pyworld.d4c(x, f0, times, rate, threshold=0.0) if with_ap else np.zeros((0, 0))
+    return World(f0, voiced & (f0 > 0), sp, ap, rate)
+
+
+def _fill_gaps(f0: np.ndarray) -> np.ndarray:
+    """(T,) F0 with unvoiced frames between the first and last voiced one interpolated in
+    log F0 (frames before/after stay 0)."""
+    idx = np.flatnonzero(f0 > 0)
+    if len(idx) < 2:
+        return f0
+    inner = np.arange(idx[0], idx[-1] + 1)
+    out = f0.copy()
+    out[inner] = np.exp2(np.interp(inner, idx, np.log2(f0[idx])))
+    return out
 
 
 def frame_levels_db(samples: np.ndarray, rate: int) -> np.ndarray:
@@ -102,12 +133,12 @@ def prosody_of(world: World, levels_db: np.ndarray) -> Prosody:
     n = min(len(world.f0), len(levels_db))
     f0, levels = world.f0[:n], levels_db[:n]
     mask = speech_mask(levels)
-    voiced = (f0 > 0) & mask
+    voiced = world.voiced[:n] & mask
     if voiced.sum() < 20:
         raise ValueError("too little voiced speech to measure pitch")
     logf0 = np.log2(f0[voiced])
     both = voiced[1:] & voiced[:-1]
-    deltas = np.diff(np.log2(np.where(f0 > 0, f0, 1.0)))[both]
+    deltas = np.diff(np.log2(np.where(voiced, f0, 1.0)))[both]
     speech_levels = levels[mask]
     return Prosody(
         logf0_mean=float(np.mean(logf0)),
@@ -115,17 +146,54 @@ def prosody_of(world: World, levels_db: np.ndarray) -> Prosody:
         logf0_delta_std=float(np.std(deltas)) if len(deltas) else 0.0,
         level_db=float(np.mean(speech_levels)),
         level_std_db=float(np.std(speech_levels)),
-        syllables_per_s=syllable_rate(levels, f0 > 0, mask),
+        syllables_per_s=syllable_rate(levels, world.voiced[:n], mask),
     )
 
 
-def mean_log_envelope(world: World, levels_db: np.ndarray) -> np.ndarray:
-    """(F,) mean natural-log power envelope over voiced speech frames, level-normalised
-    (each frame's envelope divided by its mean power) so loudness does not bias it."""
+def mean_log_envelope(world: World, levels_db: np.ndarray, voiced: bool = True) -> np.ndarray:
+    """(F,) mean natural-log power envelope over voiced (or unvoiced) speech frames,
+    level-normalised (each frame's envelope divided by its mean power) so loudness does not
+    bias it."""
     n = min(len(world.f0), len(levels_db))
-    mask = speech_mask(levels_db[:n]) & (world.f0[:n] > 0)
+    speech = speech_mask(levels_db[:n])
+    mask = speech & (world.voiced[:n] if voiced else ~world.voiced[:n])
     if mask.sum() < 10:
-        mask = speech_mask(levels_db[:n])
+        mask = speech
     log_sp = np.log(world.sp[:n][mask] + 1e-16)  # (T', F)
     log_sp -= log_sp.mean(axis=1, keepdims=True)
     return log_sp.mean(axis=0)
+
+
+def mean_log_aperiodicity(world: World, levels_db: np.ndarray) -> np.ndarray:
+    """(F,) mean natural-log aperiodicity over voiced speech frames (breathiness per band)."""
+    mask = voiced_speech(world, levels_db)
+    if mask.sum() < 10:
+        return np.zeros(world.ap.shape[1])
+    return np.log(np.clip(world.ap[mask], 1e-3, 1.0)).mean(axis=0)
+
+
+def mel_cepstra(sp: np.ndarray, rate: int) -> np.ndarray:
+    """(T, 64) cepstra of a (T, F) power envelope: natural-log power sampled at CEPSTRUM_HZ,
+    orthonormal DCT-II (coefficient 0 is the level, 1… the shape, low to high detail)."""
+    freqs = np.linspace(0.0, rate / 2, sp.shape[1])
+    cols = np.interp(CEPSTRUM_HZ, freqs, np.arange(sp.shape[1]))  # fractional bins
+    lo = np.minimum(cols.astype(int), sp.shape[1] - 2)
+    frac = cols - lo
+    log_sp = np.log(sp + 1e-16)
+    on_mel = log_sp[:, lo] * (1 - frac) + log_sp[:, lo + 1] * frac  # (T, 64)
+    return dct(on_mel, type=2, norm="ortho", axis=1)
+
+
+def voiced_speech(world: World, levels_db: np.ndarray) -> np.ndarray:
+    """(T,) bool: strictly voiced frames inside speech."""
+    n = min(len(world.f0), len(levels_db))
+    mask = np.zeros(len(world.f0), bool)
+    mask[:n] = speech_mask(levels_db[:n]) & world.voiced[:n]
+    return mask
+
+
+def cepstral_spread(world: World, levels_db: np.ndarray) -> np.ndarray:
+    """(64,) standard deviation of each mel-cepstral coefficient over voiced speech: how
+    far the speaker's formants move from their average (articulation range)."""
+    mask = voiced_speech(world, levels_db)
+    return mel_cepstra(world.sp[mask], world.rate).std(axis=0)

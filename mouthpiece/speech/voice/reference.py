@@ -12,8 +12,8 @@ import numpy as np
 
 from mouthpiece.media import load_audio, sha256_file
 from mouthpiece.speech.voice.analysis import (
-    FRAME_S, Prosody, frame_levels_db, mean_log_envelope, prosody_of, speech_mask,
-    world_analyze,
+    FRAME_S, Prosody, cepstral_spread, frame_levels_db, mean_log_aperiodicity,
+    mean_log_envelope, mel_cepstra, prosody_of, speech_mask, voiced_speech, world_analyze,
 )
 from mouthpiece.speech.voice.embedding import cosine, embed
 from mouthpiece.types import SAMPLE_RATE, InputError
@@ -33,7 +33,8 @@ ENVELOPE_HZ = np.linspace(0.0, 8000.0, 257)  # common frequency grid of envelope
 @dataclass(frozen=True)
 class VoiceProfile:
     """What a reference clip says about its speaker. `embedding`: (256,) d-vector;
-    `envelope`: (257,) mean log power envelope on `ENVELOPE_HZ`; `digest`: sha256 of the file."""
+    `envelope`: (257,) mean log power envelope on `ENVELOPE_HZ`; `cepstral_spread`: (64,) std
+    of its mel cepstra over voiced speech; `digest`: sha256 of the file."""
 
     digest: str
     duration_s: float
@@ -42,6 +43,10 @@ class VoiceProfile:
     prosody: Prosody
     envelope: np.ndarray
     halves_cosine: float
+    cepstral_spread: np.ndarray
+    unvoiced_envelope: np.ndarray  # (257,) like `envelope`, over unvoiced speech
+    aperiodicity: np.ndarray  # (257,) mean log aperiodicity of voiced speech on ENVELOPE_HZ
+    voiced_cepstra: np.ndarray  # (M, 64) mel cepstra of the voiced speech frames
 
     def summary(self) -> dict:
         return {"sha256": self.digest, "duration_s": round(self.duration_s, 2),
@@ -74,7 +79,7 @@ def _analyze(path: str, digest: str, role: str) -> VoiceProfile:
     if np.percentile(levels, 95) < -45.0 or speech_s < MIN_SPEECH_S:
         raise InputError(f"{role} {name} is (nearly) silent ({speech_s:.1f} s of speech "
                          "found): give a clip of one person speaking clearly")
-    world = world_analyze(samples, SAMPLE_RATE, with_ap=False)
+    world = world_analyze(samples, SAMPLE_RATE)
     try:
         prosody = prosody_of(world, levels)
     except ValueError:
@@ -88,8 +93,12 @@ def _analyze(path: str, digest: str, role: str) -> VoiceProfile:
         raise InputError(f"{role} {name} seems to hold more than one voice (its halves match "
                          f"only {halves:.2f}): give a clip of a single speaker")
     envelope = envelope_on_grid(mean_log_envelope(world, levels), SAMPLE_RATE)
-    return VoiceProfile(digest, audio.duration_s, speech_s, embed(speech), prosody, envelope,
-                        halves)
+    return VoiceProfile(
+        digest, audio.duration_s, speech_s, embed(speech), prosody, envelope, halves,
+        cepstral_spread(world, levels),
+        envelope_on_grid(mean_log_envelope(world, levels, voiced=False), SAMPLE_RATE),
+        envelope_on_grid(mean_log_aperiodicity(world, levels), SAMPLE_RATE),
+        mel_cepstra(world.sp[voiced_speech(world, levels)], SAMPLE_RATE))
 
 
 def _speech_samples(samples: np.ndarray, mask: np.ndarray, hop: int) -> np.ndarray:
