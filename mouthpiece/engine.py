@@ -6,12 +6,14 @@ with the length of the audio.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -25,13 +27,17 @@ from mouthpiece.motion import TrackBuilder
 from mouthpiece.motion.learned import blend_learned_mouth
 from mouthpiece.params import GenerationParams
 from mouthpiece.render import Renderer
-from mouthpiece.speech import align_transcript, frame_features
+from mouthpiece.speech import align_transcript, decoders, frame_features
 from mouthpiece.speech.streaming import ChunkedRecognizer, plan_chunks
 from mouthpiece.types import Audio, AudioFeatures, InputError, MotionTrack, PhonemeSegment
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, float], None]  # (stage, fraction 0..1 of that stage)
+# Two recognition workers take alternate chunks. With one, rendering waited for the second
+# chunk (often long: the first pause after 3 s) while a core idled; the second worker's
+# decoder start-up (~0.35 s of CPU) costs less than that wait.
+RECOGNITION_WORKERS = 2
 
 
 @dataclass
@@ -85,11 +91,12 @@ def rules_checkpoint() -> dict:
 
 
 def _fit_audio(audio: Audio, n_samples: int) -> Audio:
-    """Pad with silence or trim so the analysis audio covers exactly the output duration."""
+    """Pad with silence or trim so the analysis audio covers exactly the output duration
+    (a view of the samples when nothing is padded: 38 MB per 10 minutes not copied)."""
     samples = audio.samples[:n_samples]
     if len(samples) < n_samples:
         samples = np.pad(samples, (0, n_samples - len(samples)))
-    return Audio(samples.astype(np.float32), audio.sample_rate)
+    return Audio(samples.astype(np.float32, copy=False), audio.sample_rate)
 
 
 def generate(
@@ -120,7 +127,9 @@ def generate(
     try:
         # BLAS work here is small (mesh set-up); OpenBLAS's extra threads only spin against
         # the phoneme worker and the encoder on a 2-core machine (measured: set-up 0.15 s → 5 s).
-        with threadpool_limits(limits=1, user_api="blas"):
+        # OpenCV's thread pool likewise: its images here are too small to split (render CPU
+        # 6.1 → 5.7 ms per frame at 512 with one thread).
+        with threadpool_limits(limits=1, user_api="blas"), _single_threaded_opencv():
             model = _load_model(params, checkpoint, trust_dir, allow_untrusted)
             result = _generate(image_path, audio_path, out_path, params, motion_in=motion_in,
                                motion_out=motion_out, progress=progress, model=model,
@@ -134,6 +143,19 @@ def generate(
         _audit(audit_log, user, image_path, audio_path, out_path, result.params, result,
                result.compute_s)
     return result
+
+
+@contextlib.contextmanager
+def _single_threaded_opencv():
+    """OpenCV runs on the calling thread only, for the duration of the block."""
+    import cv2
+
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
 
 
 def _audit(path, user, image_path, audio_path, out_path, params, result, compute_s, error=None):
@@ -178,21 +200,28 @@ def _generate(image_path, audio_path, out_path, params: GenerationParams, *, mot
     if model is not None and not model.checkpoint["trusted"]:
         warnings.append(f"checkpoint {model.checkpoint['id']} {model.checkpoint['version']} is not "
                         "signed by a trusted key (loaded with --allow-untrusted)")
-    image = load_image(image_path)
     audio = load_audio(audio_path)
-    duration_s = params.resolve_duration(audio.duration_s)
+    audio_s = audio.duration_s
+    duration_s = params.resolve_duration(audio_s)
     n_frames = round(duration_s * params.fps)  # frames at fps
     if n_frames < 1:
         raise InputError(f"duration {duration_s:.3f} s gives no frame at {params.fps} fps")
     t = lap("load", started)
 
-    # 2. speech: acoustic features now; phonemes per chunk (a worker process recognises them
-    #    while the chunks before are rendered), from a transcript, or given (synthesis)
+    # 2. speech: phonemes in a worker process (started first, so its decoders load while the
+    #    features and the face are prepared; without a transcript it recognises chunk by
+    #    chunk while the chunks before are rendered), or given (synthesis, --motion-in)
     report("speech", 0.0)
     analysis = _fit_audio(audio, round(duration_s * audio.sample_rate))
-    features = frame_features(analysis, params.fps, n_frames)
-    phonemes = _phoneme_source(analysis, features, params, motion_in is not None, segments)
-    with phonemes:  # stops the recognition worker whatever happens below
+    phonemes = _phoneme_source(analysis, params, motion_in is not None, segments)
+    with phonemes:  # stops the worker whatever happens below
+        image = load_image(image_path)
+        features = frame_features(analysis, params.fps, n_frames)
+        phonemes.plan(features)
+        # The worker has its own (forked) copy; from here on this process needs only the
+        # per-frame features, so a long recording does not stay in memory twice.
+        del audio, analysis
+
         # 3. face rig (landmarks, crop, working resolution)
         report("face", 0.0)
         rig = build_rig(image, face_index=params.face_index, expand_ratio=params.expand_ratio,
@@ -237,7 +266,7 @@ def _generate(image_path, audio_path, out_path, params: GenerationParams, *, mot
 
     return GenerationResult(
         out=str(out_path), frames=n_frames, fps=params.fps, duration_s=n_frames / params.fps,
-        audio_s=audio.duration_s, compute_s=time.perf_counter() - started,
+        audio_s=audio_s, compute_s=time.perf_counter() - started,
         resolution=tuple(renderer.output_size),
         checkpoint=model.checkpoint if model else rules_checkpoint(),
         params=params.as_dict(), warnings=warnings, timings_s=timings, phonemes=phonemes.name,
@@ -246,10 +275,13 @@ def _generate(image_path, audio_path, out_path, params: GenerationParams, *, mot
 
 
 class _KnownPhonemes:
-    """Phonemes known before rendering (a transcript's alignment, or none for --motion-in)."""
+    """Phonemes known before rendering (synthesis timings, or none for --motion-in)."""
 
     def __init__(self, name: str, segments: list[PhonemeSegment]) -> None:
         self.name, self._segments = name, segments
+
+    def plan(self, features: AudioFeatures) -> None:
+        pass
 
     def spans(self, n_frames: int) -> list[tuple[int, int]]:
         return [(0, n_frames)]
@@ -264,34 +296,54 @@ class _KnownPhonemes:
         pass
 
 
-class _StreamedPhonemes(_KnownPhonemes):
-    """Phonemes recognised chunk by chunk in a worker process (no transcript)."""
+class _AlignedPhonemes(_KnownPhonemes):
+    """The transcript force-aligned in a worker process, in one piece."""
 
-    def __init__(self, audio: Audio, features: AudioFeatures) -> None:
+    def __init__(self, audio: Audio, transcript: str) -> None:
+        super().__init__("forced-alignment", [])
+        self._worker = ChunkedRecognizer(
+            audio, [(0.0, audio.duration_s)], task=partial(align_transcript, transcript=transcript),
+            preload=(decoders.aligner,))
+
+    def segments(self, index: int) -> list[PhonemeSegment]:
+        return self._worker.segments(index)
+
+    def __exit__(self, *exc) -> None:
+        self._worker.close()
+
+
+class _StreamedPhonemes(_KnownPhonemes):
+    """Phonemes recognised chunk by chunk in worker processes (no transcript); the chunks
+    are cut at pauses once the features are known."""
+
+    def __init__(self, audio: Audio) -> None:
         super().__init__("recognition", [])
+        self._spans: list[tuple[int, int]] = []
+        self._worker = ChunkedRecognizer(audio, workers=RECOGNITION_WORKERS)
+
+    def plan(self, features: AudioFeatures) -> None:
         self._spans = plan_chunks(features.series["speech"], features.fps)
-        seconds = [(f0 / features.fps, f1 / features.fps) for f0, f1 in self._spans]
-        self._recognizer = ChunkedRecognizer(audio, seconds)
+        self._worker.plan([(f0 / features.fps, f1 / features.fps) for f0, f1 in self._spans])
 
     def spans(self, n_frames: int) -> list[tuple[int, int]]:
         return self._spans
 
     def segments(self, index: int) -> list[PhonemeSegment]:
-        return self._recognizer.segments(index)
+        return self._worker.segments(index)
 
     def __exit__(self, *exc) -> None:
-        self._recognizer.close()
+        self._worker.close()
 
 
-def _phoneme_source(audio: Audio, features: AudioFeatures, params: GenerationParams,
-                    motion_given: bool, segments: list[PhonemeSegment] | None) -> _KnownPhonemes:
+def _phoneme_source(audio: Audio, params: GenerationParams, motion_given: bool,
+                    segments: list[PhonemeSegment] | None) -> _KnownPhonemes:
     if motion_given:
         return _KnownPhonemes("motion-in", [])
     if segments is not None:
         return _KnownPhonemes("synthesis-timings", segments)
     if params.transcript:
-        return _KnownPhonemes("forced-alignment", align_transcript(audio, params.transcript))
-    return _StreamedPhonemes(audio, features)
+        return _AlignedPhonemes(audio, params.transcript)
+    return _StreamedPhonemes(audio)
 
 
 def _check_track(track: MotionTrack, n_frames: int, fps: int) -> MotionTrack:

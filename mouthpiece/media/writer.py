@@ -31,9 +31,17 @@ log = logging.getLogger(__name__)
 # Encoder settings, shared with the benchmark's libx264 baseline.
 VIDEO_CODEC = "libx264"
 VIDEO_PIX_FMT = "yuv420p"
-DEFAULT_CRF = 20
+DEFAULT_CRF = 16
 DEFAULT_PRESET = "superfast"
-VIDEO_THREADS = 0  # 0 = x264 picks its own thread count
+# superfast turns x264's macroblock tree off; with it back on (10-frame lookahead) the still
+# background is coded once and referenced cheaply. Measured on a 14 s 652×764 talking clip:
+# at CRF 16 the same quality as CRF 20 without (SSIM to the frames 0.9856 vs 0.9858, PSNR
+# 38.6 dB), 23 % smaller files (1.53 vs 1.98 MB), equal or lower encoding CPU (3.7–4.1 ms/frame).
+X264_PARAMS = "rc-lookahead=10:mbtree=1"
+# x264 encodes on the writer's own thread: the caller renders on the other core, and x264's
+# frame threads only competed with it (render + encode at 512 on 2 cores: 5.5 ms per frame
+# with one thread, 7.0 with x264's own choice, 8.4 with two).
+VIDEO_THREADS = 1
 # Frames are converted with OpenCV's RGB→I420 (BT.601 matrix, limited range) and tagged so;
 # sRGB input shares BT.709 primaries and transfer.
 VIDEO_COLOR_TAGS = {"colorspace": 6, "color_primaries": 1, "color_trc": 1, "color_range": 1}
@@ -58,7 +66,7 @@ def expected_frames(duration_s: float, fps: int) -> int:
 
 def x264_options(crf: int = DEFAULT_CRF, preset: str = DEFAULT_PRESET) -> dict[str, str]:
     """The libx264 private options the writer uses."""
-    return {"crf": str(crf), "preset": preset}
+    return {"crf": str(crf), "preset": preset, "x264-params": X264_PARAMS}
 
 
 class VideoWriter:
@@ -245,7 +253,9 @@ class VideoWriter:
                 if item is _STOP:
                     break
                 index, yuv = item
-                frame = av.VideoFrame.from_ndarray(yuv, format=VIDEO_PIX_FMT)
+                # Wraps the I420 array, no copy: `from_ndarray` copied it plane by plane with
+                # the GIL held, stalling the renderer's thread (~1 ms per 652×764 frame).
+                frame = av.VideoFrame.from_numpy_buffer(yuv, format=VIDEO_PIX_FMT)
                 frame.pts, frame.time_base = index, time_base
                 self._container.mux(self._video.encode(frame))
                 if self._audio is not None:

@@ -33,6 +33,8 @@ INNER_LIP_PAIRS: tuple[tuple[int, int], ...] = tuple(
 )
 JAW_HINGE = np.array([0.0, 0.3, 0.9])  # head units: in front of the ears, behind the face
 JAW_GAP_OF_MOUTH_WIDTH = 0.40  # inner-lip gap at jaw_open = 1, × mouth width
+JAW_BLEND_MAX = 0.12  # head units: widest jaw/skull transition band, far beside the mouth
+JAW_TOP, JAW_TOP_RAMP = -0.45, 0.15  # head units below the lip line: above it, no jaw at all
 BROW_LIFT = 0.07  # head units at brow_up = 1
 _CH = {name: i for i, name in enumerate(CHANNEL_NAMES)}
 
@@ -95,10 +97,13 @@ class FaceDeformer:
 
         # Jaw: share of the jaw rotation each point follows. A step between the lips, then
         # smoother from the inner corners outwards (the corners stretch, they do not tear);
-        # the lip corners sit half way.
-        sigma = 0.004 + 1.5 * np.clip(a - inner_a, 0, None)
+        # the lip corners sit half way. The blend stays a band around the lip line (it grew
+        # without bound before, so the outer eye corners followed 35 % of the jaw: 3 px at
+        # jaw_open 0.3), and nothing above the cheekbones follows the jaw at all.
+        sigma = 0.004 + np.minimum(1.5 * np.clip(a - inner_a, 0, None), JAW_BLEND_MAX)
         with np.errstate(over="ignore"):
-            self._jaw_weight = 1.0 / (1.0 + np.exp(-dv / sigma))
+            self._jaw_weight = (1.0 / (1.0 + np.exp(-dv / sigma))
+                                * _smoothstep((dv - JAW_TOP) / JAW_TOP_RAMP))
         gap_target = JAW_GAP_OF_MOUTH_WIDTH * 2 * hw
         rest_gap = float(q[14, 1] - q[13, 1])
         # A photo with parted lips opens less far, but always by at least half the target.

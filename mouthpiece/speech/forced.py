@@ -26,14 +26,20 @@ class AlignmentError(RuntimeError):
     """pocketsphinx could not align these words to this audio."""
 
 
-def _ensure_in_dictionary(decoder, words: list[str]) -> list[str]:
-    """Add pronunciations for out-of-vocabulary words; return the words that can be aligned."""
+def _ensure_in_dictionary(decoder, words: list[str], lexicon=None) -> list[str]:
+    """Add pronunciations for words the decoder does not know — from `lexicon(words)` (dict
+    entries, alternates as "word(2)"), else by letter-to-sound — and return the words that
+    can be aligned."""
     unknown = sorted({w for w in words if decoder.lookup_word(w) is None})
     if unknown:
-        prons = pronounce_unknown(unknown)
-        log.info("out-of-vocabulary words: %s", {w: " ".join(p) for w, p in prons.items()})
-        for i, (word, phones) in enumerate(prons.items()):
-            decoder.add_word(word, " ".join(phones), update=(i == len(prons) - 1))
+        entries = lexicon(unknown) if lexicon is not None else {}
+        guessed = [w for w in unknown if w not in entries]
+        if guessed:
+            prons = pronounce_unknown(guessed)
+            log.info("out-of-vocabulary words: %s", {w: " ".join(p) for w, p in prons.items()})
+            entries.update({w: " ".join(p) for w, p in prons.items()})
+        for i, (word, phones) in enumerate(entries.items()):
+            decoder.add_word(word, phones, update=(i == len(entries) - 1))
     return [w for w in words if decoder.lookup_word(w) is not None]
 
 
@@ -42,13 +48,17 @@ def score_confidence(score: float, n_frames: int) -> float:
     return float(np.clip((per_frame - _SCORE_BAD) / (_SCORE_GOOD - _SCORE_BAD), 0.0, 1.0))
 
 
-def align_words(pcm: bytes, words: list[str], pad_s: float) -> list[PhonemeSegment]:
+def align_words(pcm: bytes, words: list[str], pad_s: float, *, locked=None,
+                lexicon=None) -> list[PhonemeSegment]:
     """Phone segments (times in seconds of the unpadded audio, not yet gap-filled) for `words`
-    spoken in `pcm` (16-bit PCM with `pad_s` padding). Raises AlignmentError."""
-    locked = decoders.aligner()
+    spoken in `pcm` (16-bit PCM with `pad_s` padding). Raises AlignmentError.
+
+    `locked`: the aligner to use (default `decoders.aligner()`); `lexicon(words)`: dictionary
+    entries for words it does not know yet (default: letter-to-sound)."""
+    locked = locked or decoders.aligner()
     with locked.lock:
         decoder = locked.decoder
-        words = _ensure_in_dictionary(decoder, words)
+        words = _ensure_in_dictionary(decoder, words, lexicon)
         if not words:
             raise AlignmentError("no pronounceable words in the transcript")
         try:

@@ -9,6 +9,7 @@ finds nothing or its words fit the audio badly (e.g. another language).
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 import numpy as np
 
@@ -27,6 +28,10 @@ _MIN_WORD_CONFIDENCE = 0.45
 # ~+4 on clean English, ~-11 on German. Phone identities from the loop are wrong about half
 # the time, so their confidence is capped at 0.5.
 _PHONE_LOOP_SCORE_BAD, _PHONE_LOOP_SCORE_GOOD = -15.0, 5.0
+# Word decoding needs less padding than alignment. Measured on 10 festival/piper utterances
+# cut at their first and last phone: word error rate 13.6 % with 0.1 s, 18.2 % with 0.3 s,
+# and 14 % less audio to decode (the alignment keeps decoders.PAD_S).
+WORD_PAD_S = 0.1
 
 
 def decode_words(pcm: bytes) -> list[str]:
@@ -80,11 +85,13 @@ def recognize_phonemes(audio: Audio) -> list[PhonemeSegment]:
     come from the phone loop: approximate, but timed with the audio.
     """
     pcm = decoders.padded_pcm(audio)
-    words = decode_words(pcm)
+    words = decode_words(decoders.padded_pcm(audio, WORD_PAD_S))
     segments: list[PhonemeSegment] = []
     if words:
         try:
-            segments = align_words(pcm, words, decoders.PAD_S)
+            segments = align_words(
+                pcm, words, decoders.PAD_S, locked=decoders.word_aligner(),
+                lexicon=partial(decoders.pronunciations, decoders.word_recognizer()))
         except AlignmentError as exc:
             log.info("re-alignment of recognised words failed: %s", exc)
     confidence = _mean_speech_confidence(segments)
