@@ -33,21 +33,42 @@ SENTENCES = (
 TEXT = " ".join(SENTENCES)
 
 
+# Linux carries the pre-exec memory's high-water mark into a child's ru_maxrss, so a child
+# forked from this (by then large) process would report at least this process's size. A tiny
+# launcher process starts the measured command and reports its peak (the largest process of
+# its tree: wait4 counts the waited-for workers too).
+_LAUNCHER = """
+import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+open(sys.argv[1], "w").write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_measured(args: list[str]) -> tuple[dict, float]:
-    """Run `mouthpiece generate --json` in a child; return (result, peak resident MB via wait4)."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(MOUTHPIECE + ["generate", *args, "--json", "--no-audit"], stdout=out,
-                                stderr=err, cwd=ROOT)
-        _, status, usage = os.wait4(proc.pid, 0)
+    """Run `mouthpiece generate --json` in a child; return (result, peak resident MB)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err, \
+            tempfile.TemporaryDirectory() as tmp:
+        peak = Path(tmp) / "maxrss"
+        proc = subprocess.run([sys.executable, "-c", _LAUNCHER, str(peak), *MOUTHPIECE, "generate",
+                               *args, "--json", "--no-audit"], stdout=out, stderr=err, cwd=ROOT)
         out.seek(0)
         err.seek(0)
-        if os.waitstatus_to_exitcode(status) != 0:
+        if proc.returncode != 0:
             raise SystemExit(f"generate failed: {err.read().strip()}")
-        return json.loads(out.read()), usage.ru_maxrss / 1024  # KB → MB
+        return json.loads(out.read()), int(peak.read_text()) / 1024  # KB → MB
 
 
 def x264_baseline(video: Path) -> float:
-    """Seconds to encode the frames of `video` with the engine's encoder settings, nothing else."""
+    """Seconds to encode the frames of `video` with the engine's encoder settings, nothing
+    else — in a child process, so that this one never holds the decoded frames."""
+    proc = subprocess.run([sys.executable, __file__, "--x264-baseline", str(video)], cwd=ROOT,
+                          capture_output=True, text=True, check=True)
+    return float(proc.stdout.strip())
+
+
+def _x264_baseline_here(video: Path) -> float:
     from mouthpiece.media import VideoWriter, probe_video, read_video_frames
 
     info = probe_video(video)
@@ -136,7 +157,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="skip the 10-minute memory run")
     parser.add_argument("--repeat", type=int, default=3, help="speed runs per resolution")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "engine.json"))
+    parser.add_argument("--x264-baseline", metavar="VIDEO", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.x264_baseline:  # the child of `x264_baseline`
+        print(_x264_baseline_here(Path(args.x264_baseline)))
+        return
 
     from mouthpiece.speech.reference_tts import synthesize_passage
 

@@ -26,12 +26,13 @@ from mouthpiece.types import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
-WARP_GRID = (0.86, 0.93, 1.0, 1.08, 1.16, 1.24)
+WARP_GRID = (0.80, 0.86, 0.93, 1.0, 1.08, 1.16, 1.24, 1.32)
+F0_OFFSETS = (-2.0, -1.0, 1.0, 2.0)  # semitones
 SEARCH_EXCERPT_S = 4.0
 WARP_TOLERANCE = 0.01  # cosine
 # Level-peak syllable counts / true syllables on formant, HTS and natural speech (0.90–0.97).
 ACOUSTIC_RATE_BIAS = 0.93
-_warp_cache: dict[tuple[str, str], float] = {}
+_fit_cache: dict[tuple[str, str], "VoiceFit"] = {}
 _cache_lock = threading.Lock()
 
 
@@ -68,27 +69,46 @@ def _excerpt(samples: np.ndarray, rate: int) -> np.ndarray:
     return samples[start:start + n]
 
 
-def choose_warp(samples: np.ndarray, rate: int, target: VoiceProfile, cache_key: str) -> float:
-    """The WARP_GRID value whose conversion sounds most like `target` (cached per key)."""
+@dataclass(frozen=True)
+class VoiceFit:
+    """The free settings of a conversion, chosen by speaker similarity: formant warp and
+    an offset (semitones) on top of the measured mean-F0 shift."""
+
+    warp: float = 1.0
+    f0_offset: float = 0.0
+
+
+def choose_fit(samples: np.ndarray, rate: int, target: VoiceProfile, cache_key: str) -> VoiceFit:
+    """Coordinate search (warp over WARP_GRID, then F0 offset over F0_OFFSETS) for the
+    conversion whose speaker embedding is closest to `target`'s; cached per key. In each
+    step the mildest setting within WARP_TOLERANCE of the best score wins: formant shifts
+    cost intelligibility, and differences that small are within resemblyzer's noise."""
     key = (target.digest, cache_key)
     with _cache_lock:
-        if key in _warp_cache:
-            return _warp_cache[key]
+        if key in _fit_cache:
+            return _fit_cache[key]
     excerpt = analyze_source(_excerpt(samples, rate), rate)
-    scores = {}
-    for alpha in WARP_GRID:
-        plan = plan_conversion(excerpt, target, None, alpha, change_rate=False)
-        converted = apply_conversion(excerpt, plan)
-        scores[alpha] = cosine(embed(to_16k(converted, rate)), target.embedding)
-    # the mildest warp within WARP_TOLERANCE of the best score: formant shifts cost
-    # intelligibility, and differences that small are within resemblyzer's noise
-    top = max(scores.values())
-    best = min((a for a, v in scores.items() if v >= top - WARP_TOLERANCE),
-               key=lambda a: abs(np.log(a)))
-    log.info("formant warp scores %s → %.2f", {k: round(v, 3) for k, v in scores.items()}, best)
+
+    def score(fit: VoiceFit) -> float:
+        plan = plan_conversion(excerpt, target, None, fit.warp, change_rate=False,
+                               f0_offset=fit.f0_offset)
+        return cosine(embed(to_16k(apply_conversion(excerpt, plan), rate)), target.embedding)
+
+    warps = {alpha: score(VoiceFit(alpha)) for alpha in WARP_GRID}
+    warp = _mildest(warps, lambda a: abs(np.log(a)))
+    offsets = {0.0: warps[warp], **{o: score(VoiceFit(warp, o)) for o in F0_OFFSETS if o}}
+    fit = VoiceFit(warp, _mildest(offsets, abs))
+    log.info("voice fit: warp scores %s, F0 offset scores %s → %s",
+             {k: round(v, 3) for k, v in warps.items()},
+             {k: round(v, 3) for k, v in offsets.items()}, fit)
     with _cache_lock:
-        _warp_cache[key] = best
-    return best
+        _fit_cache[key] = fit
+    return fit
+
+
+def _mildest(scores: dict[float, float], strength) -> float:
+    top = max(scores.values())
+    return min((k for k, v in scores.items() if v >= top - WARP_TOLERANCE), key=strength)
 
 
 def adapt(
@@ -112,8 +132,9 @@ def adapt(
     if source_syllables_per_s:
         source.prosody = dataclasses.replace(
             source.prosody, syllables_per_s=acoustic_rate(source_syllables_per_s))
-    warp = choose_warp(samples, rate, target, cache_key) if target is not None else 1.0
-    plan = plan_conversion(source, target, style, warp, change_rate=change_rate)
+    fit = choose_fit(samples, rate, target, cache_key) if target is not None else VoiceFit()
+    plan = plan_conversion(source, target, style, fit.warp, change_rate=change_rate,
+                           f0_offset=fit.f0_offset)
     converted = apply_conversion(source, plan)
     time_scale = len(converted) / len(samples)
     similarity = None

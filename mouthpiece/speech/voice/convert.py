@@ -107,13 +107,13 @@ def warp_envelope(sp: np.ndarray, alpha: float) -> np.ndarray:
 
 def plan_conversion(
     source: Analysis, target: VoiceProfile | None, style: Prosody | None, warp: float,
-    change_rate: bool = True,
+    change_rate: bool = True, f0_offset: float = 0.0,
 ) -> ConversionPlan:
     """Settings that take `source` to the target speaker (mean F0, formants, spectrum) and
     to `style`'s prosody (F0 range, energy, rate). `style` defaults to the target's own."""
     src = source.prosody
     style = style or (target.prosody if target else None)
-    shift = (target.prosody.logf0_mean - src.logf0_mean) * 12 if target else 0.0
+    shift = (target.prosody.logf0_mean - src.logf0_mean) * 12 + f0_offset if target else 0.0
     range_ratio = 1.0
     gain, level_ratio, time_scale = 0.0, 1.0, 1.0
     if style is not None:
