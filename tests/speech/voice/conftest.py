@@ -8,8 +8,9 @@ TEXT = ("The rainbow is a division of white light into many beautiful colors. "
         "These take the shape of a long round arch, with its path high above.")
 
 
-def flite(path, voice, text=TEXT):
-    subprocess.run(["flite", "-voice", voice, "-t", text, "-o", str(path)], check=True)
+def flite(path, voice, text=TEXT, stretch=1.0):
+    subprocess.run(["flite", "-voice", voice, "--setf", f"duration_stretch={stretch}",
+                    "-t", text, "-o", str(path)], check=True)
     return path
 
 
@@ -27,7 +28,8 @@ def read(path):
 
 @pytest.fixture(scope="session")
 def refs(tmp_path_factory):
-    """Reference clips: two flite speakers (female slt, male kal), ~7–8 s each."""
+    """Reference clips: two flite speakers (female slt, male kal), ~7–8 s each, and slt
+    speaking a third faster."""
     folder = tmp_path_factory.mktemp("refs")
     return {"slt": flite(folder / "slt.wav", "slt"), "kal": flite(folder / "kal.wav", "kal"),
-            "folder": folder}
+            "fast": flite(folder / "fast.wav", "slt", stretch=0.65), "folder": folder}
