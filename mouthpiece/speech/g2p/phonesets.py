@@ -100,6 +100,9 @@ _IPA_TO_ARPABET: dict[str, str] = {
     # frequent sounds of other espeak-ng languages, by nearest mouth shape
     "ʁ": "R", "ʀ": "R", "ɐ̯": "AH", "ø": "UH", "œ": "UH", "ʏ": "UH", "ɲ": "N Y", "ʎ": "L Y",
     "β": "B", "ɣ": "G", "pf": "P F", "ts̪": "S", "ɔʏ": "OY", "aɪ̯": "AY", "aʊ̯": "AW",
+    "ɨ": "IH", "ɯ": "UW", "ɶ": "AE", "ʑ": "ZH", "ʂ": "SH", "ɥ": "W", "ʋ": "V", "ɱ": "M",
+    "ɭ": "L", "ɳ": "N", "ʈ": "T", "ɖ": "D", "ɰ": "W", "ɦ": "HH", "ħ": "HH", "ɸ": "F",
+    "c": "K", "ɟ": "G", "dz": "D Z",
 }
 _IPA_KEYS = sorted(_IPA_TO_ARPABET, key=len, reverse=True)
 # Marks that carry no phone of their own (stress, length, tone, syllabic, ties).

@@ -15,13 +15,15 @@ from mouthpiece.types import PhonemeSegment
 @dataclass(frozen=True)
 class EngineRequest:
     """What to say. `chunks`: normalised text and dictionary hits, in order. `rate`: speaking
-    rate multiplier (> 1 faster). `voice`: engine-specific voice name or None (default)."""
+    rate multiplier (> 1 faster). `voice`: engine-specific voice name or None (default).
+    `pitch`: base pitch 0–100 for engines that have such a knob (espeak-ng), else ignored."""
 
     chunks: tuple[Chunk, ...]
     lang: str
     voice: str | None = None
     seed: int = 0
     rate: float = 1.0
+    pitch: int | None = None
 
 
 @dataclass

@@ -4,6 +4,11 @@
 Mandarin: Debian's espeak-ng has no Han dictionary (it reads characters as "Chinese letter"),
 so Han text is converted to numbered pinyin (pypinyin) and spoken with `cmn-latn-pinyin`;
 Latin words and ARPAbet dictionary entries inside Chinese text switch to `en-us`.
+
+The library keeps state between utterances (its pitch flutter phase, libc `rand()`), so the
+same request spoke differently depending on what the process said before. Every request is
+therefore spoken in a freshly forked child of a process that never synthesizes itself: the
+same request gives the same samples, in a batch as in a single call.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import multiprocessing
 import re
 import threading
 from dataclasses import dataclass
@@ -30,7 +36,8 @@ _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _INIT_PHONEME_EVENTS, _INIT_PHONEME_IPA = 0x1, 0x2
 _CHARS_UTF8, _PHONEMES = 0x1, 0x100
 _EVENT_LIST_TERMINATED, _EVENT_PHONEME = 0, 7
-_PARAM_RATE = 1
+_PARAM_RATE, _PARAM_PITCH = 1, 3
+_DEFAULT_PITCH = 50
 _DEFAULT_WPM = 175  # espeak-ng's default speaking rate, words per minute
 _VOICE_FOR_LANG = {"en": "en-us", "zh": "cmn-latn-pinyin"}
 _LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")
@@ -113,11 +120,13 @@ class EspeakEngine:
             i += 1
         return 0
 
-    def _speak(self, piece: _Piece, rate: float) -> tuple[np.ndarray, list[tuple[str, int]]]:
+    def _speak(self, piece: _Piece, rate: float, pitch: int
+               ) -> tuple[np.ndarray, list[tuple[str, int]]]:
         lib = self._load()
         if lib.espeak_SetVoiceByName(piece.voice.encode()) != 0:
             raise ValueError(f"espeak-ng has no voice {piece.voice!r}")
         lib.espeak_SetParameter(_PARAM_RATE, int(round(_DEFAULT_WPM * rate)), 0)
+        lib.espeak_SetParameter(_PARAM_PITCH, int(pitch), 0)
         self._chunks, self._events = [], []
         data = piece.text.encode("utf-8")
         lib.espeak_Synth(data, len(data) + 1, 0, 0, 0, _CHARS_UTF8 | _PHONEMES, None, None)
@@ -125,18 +134,50 @@ class EspeakEngine:
         pcm = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
         return (pcm.astype(np.float32) / 32768.0), list(self._events)
 
+    def _speak_all(self, pieces: list[_Piece], rate: float, pitch: int
+                   ) -> tuple[np.ndarray, list[tuple[str, int, int]]]:
+        """All pieces, one after another: (samples, (IPA token, start, end) sample spans)."""
+        audio, spans, offset = [], [], 0  # offset: samples
+        for piece in pieces:
+            samples, events = self._speak(piece, rate, pitch)
+            for k, (name, start) in enumerate(events):
+                end = events[k + 1][1] if k + 1 < len(events) else len(samples)
+                spans.append((name, offset + start, offset + max(start, end)))
+            audio.append(samples)
+            offset += len(samples)
+        return (np.concatenate(audio) if audio else np.zeros(0, np.float32)), spans
+
+    def _speak_in_child(self, pieces: list[_Piece], rate: float, pitch: int
+                        ) -> tuple[np.ndarray, list[tuple[str, int, int]]]:
+        """`_speak_all` in a forked child (see the module note); its errors are re-raised."""
+        context = multiprocessing.get_context("fork")
+        receive, send = context.Pipe(duplex=False)
+
+        def child() -> None:
+            try:
+                send.send(("ok", self._speak_all(pieces, rate, pitch)))
+            except Exception as exc:  # handed to the parent, which raises it
+                send.send(("error", f"{exc}"))
+
+        process = context.Process(target=child, daemon=True, name="mouthpiece-espeak")
+        process.start()
+        send.close()
+        try:
+            status, value = receive.recv()
+        except EOFError:
+            raise RuntimeError("the espeak-ng process died") from None
+        finally:
+            receive.close()
+            process.join()
+        if status != "ok":
+            raise ValueError(value)
+        return value
+
     def synthesize(self, request: EngineRequest) -> EngineOutput:
         pieces = _pieces(request, self.voice_for(request.lang), request.voice)
-        audio, spans, offset = [], [], 0  # offset: samples
+        pitch = _DEFAULT_PITCH if request.pitch is None else int(np.clip(request.pitch, 0, 100))
         with self._lock:
-            for piece in pieces:
-                samples, events = self._speak(piece, request.rate)
-                for k, (name, start) in enumerate(events):
-                    end = events[k + 1][1] if k + 1 < len(events) else len(samples)
-                    spans.append((name, offset + start, offset + max(start, end)))
-                audio.append(samples)
-                offset += len(samples)
-        samples = np.concatenate(audio) if audio else np.zeros(0, np.float32)
+            samples, spans = self._speak_in_child(pieces, request.rate, pitch)
         if not len(samples):
             raise ValueError("espeak-ng produced no audio for this text")
         segments = segments_from_ipa_spans(spans, self._rate, len(samples))
