@@ -3,7 +3,8 @@
     .venv/bin/python bench/bench_service.py [--quick] [--parts abc] [--out outputs/bench_service.json]
 
 (a) Load. A real `mouthpiece serve --workers 0` (uvicorn, SQLite, local storage: the embedded
-    mode) on 127.0.0.1, driven by an open-loop asyncio client (aiohttp): requests leave on a fixed
+    mode; `--api-workers N` for N API processes) on 127.0.0.1, driven by an open-loop asyncio
+    client (aiohttp) on the same machine: requests leave on a fixed
     schedule whatever the replies do, and latency counts from the scheduled send time, so a
     server that falls behind cannot hide its queue (no coordinated omission). Three kinds of
     load: status reads of queued jobs, submissions, and both mixed (one submit to three reads).
@@ -12,9 +13,11 @@
     passes: the highest rate the service sustains on this machine at that moment. A trial that
     falls 2 s behind stops, and the server is restarted (same database) before the next one, so
     one overload cannot spoil the figures after it. No worker runs,
-    so engine work is excluded; a submission still does everything else (auth, rate limits,
-    multipart parsing, decoding and re-encoding a 160×188 portrait and 1 s of speech, quota
-    reservation, job row, storage, queue). Rate limits stay at their defaults (20 req/s per user,
+    so engine work is excluded; a submission still does everything the API does (auth, rate
+    limits, multipart parsing, header checks of a 160×188 PNG portrait and 1 s of espeak-ng
+    speech as WAV, quota reservation, job row, storing both uploads, queue; the full decode is
+    the worker's, see docs/jobs.md). `--kinds mixed --rates 100,200` runs just the mixed trials
+    at those rates. Rate limits stay at their defaults (20 req/s per user,
     50 req/s per address): the load is spread over several hundred users and 32 loopback source
     addresses (127.0.0.2–33), as many clients would be, instead of raising the limits.
 (b) Quota race. 20 submissions of one user released at once by a barrier: (b1) an admin-plan
@@ -97,8 +100,11 @@ class Server:
                 self.process.wait()
 
 
+API_WORKERS = 1  # API processes of the server under test (--api-workers)
+
+
 def start_server(settings, log_path: Path) -> Server:
-    """`mouthpiece serve --workers 0` for `settings` on a free loopback port."""
+    """`mouthpiece serve --workers 0 --api-workers API_WORKERS` for `settings` on a free loopback port."""
     from tests.service.servers import free_port
     from tests.service.support import settings_env
 
@@ -106,7 +112,7 @@ def start_server(settings, log_path: Path) -> Server:
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "mouthpiece.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--workers", "0"], cwd=ROOT, env=settings_env(settings), stdout=log, stderr=subprocess.STDOUT)
+             "--workers", "0", *(["--api-workers", str(API_WORKERS)] if API_WORKERS != 1 else [])], cwd=ROOT, env=settings_env(settings), stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -240,6 +246,7 @@ class Phase:
     stopped_after_s: float | None = None  # set when the server fell too far behind to go on
     server_cpu_s: float = 0.0  # CPU seconds the server process used during the phase
     client_cpu_s: float = 0.0  # … and this (client) process
+    load_average: float = 0.0  # the machine's 1-minute load average at the end of the phase
 
 
 async def open_loop(phase: Phase, call, kind_of) -> None:
@@ -289,12 +296,20 @@ async def open_loop(phase: Phase, call, kind_of) -> None:
                      for (i, at, _), r in zip(tasks, done)]
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds used so far by process `pid` (all its threads)."""
+def cpu_seconds(pid: int, children: bool = True) -> float:
+    """User + system CPU seconds used so far by process `pid` (all its threads) and, with
+    `children`, its child processes (the API processes of `serve --api-workers N`)."""
     import psutil
 
-    times = psutil.Process(pid).cpu_times()
-    return times.user + times.system
+    process = psutil.Process(pid)
+    total = 0.0
+    for each in [process, *(process.children(recursive=True) if children else ())]:
+        try:
+            times = each.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -325,6 +340,7 @@ def summarize(phase: Phase, kind: str | None, server_log: list[dict]) -> dict:
         "stopped_after_s": phase.stopped_after_s,
         "errors": sum(errors.values()), "error_statuses": errors,
         "p50_ms": round(percentile(ms, 50), 1), "p90_ms": round(percentile(ms, 90), 1),
+        "p95_ms": round(percentile(ms, 95), 1),
         "p99_ms": round(percentile(ms, 99), 1), "max_ms": round(max(ms), 1) if ms else math.nan,
         "p99_from_send_ms": round(percentile([s.sent_s * 1000 for s in samples], 99), 1),
         "server_p50_ms": round(percentile(server_ms, 50), 1),
@@ -332,6 +348,7 @@ def summarize(phase: Phase, kind: str | None, server_log: list[dict]) -> dict:
         # whole-phase CPU per request (the rows of one mixed phase share the figure)
         "server_cpu_ms_per_request": round(phase.server_cpu_s * 1000 / max(1, len(phase.samples)), 2),
         "client_cpu_ms_per_request": round(phase.client_cpu_s * 1000 / max(1, len(phase.samples)), 2),
+        "load_average_1m": phase.load_average,
     }
     row["passed"] = (phase.stopped_after_s is None and row["errors"] == 0 and bool(samples)
                      and row["p99_ms"] < P99_TARGET_MS)
@@ -357,6 +374,7 @@ class LoadRun:
         self.submits = 0
         self.pool: list[tuple[str, str]] = []  # (queued job id, owner's token) for status reads
         self.created: list[str] = []  # jobs made by the current trial's submissions
+        self.submit_user_ids: list[str] = []  # owners of submit_tokens (set by load_phases)
 
     def client(self, i: int):
         return self.clients[i % len(self.clients)]
@@ -400,10 +418,19 @@ class LoadRun:
         return await (self.submit(i) if self.mixed_kind(i) == "submit" else self.status(i))
 
     def cancel_created(self, service) -> None:
+        """Cancel the trial's jobs — also those of submissions the client gave up on (a server
+        that fell behind may still have made them), so no user is left at its concurrency limit."""
+        from sqlalchemy import select
+
         from mouthpiece.service import jobstore
+        from mouthpiece.service.db import Job
 
         with service.sessions() as session:
-            for job_id in self.created:
+            left = set(session.execute(select(Job.id).where(
+                Job.user_id.in_(self.submit_user_ids), Job.status == "queued")).scalars()) \
+                if self.submit_user_ids else set()
+            session.rollback()
+            for job_id in left | set(self.created):
                 jobstore.cancel(session, job_id)
         self.created = []
 
@@ -415,10 +442,11 @@ async def run_trial(run: LoadRun, service, name: str, rate: float, seconds: floa
     server = run.server
     phase = Phase(name, rate, seconds)
     log_line(f"{name}: {rate:g} req/s for {seconds:g} s")
-    server_cpu, client_cpu = cpu_seconds(server.process.pid), cpu_seconds(os.getpid())
+    server_cpu, client_cpu = cpu_seconds(server.process.pid), cpu_seconds(os.getpid(), children=False)
     await open_loop(phase, *calls[name])
     phase.server_cpu_s = cpu_seconds(server.process.pid) - server_cpu
-    phase.client_cpu_s = cpu_seconds(os.getpid()) - client_cpu
+    phase.client_cpu_s = cpu_seconds(os.getpid(), children=False) - client_cpu
+    phase.load_average = round(os.getloadavg()[0], 2)
     await asyncio.sleep(0.5)  # let the server flush its log lines
     log = [e for e in server.access_log(phase.wall_start) if e["ts"] <= time.time()]
     run.cancel_created(service)
@@ -441,7 +469,9 @@ async def load_phases(settings, service, args, image: bytes, audio: bytes, logs:
 
     plan = plan_named("premium")
     pool_users, pool_jobs_per_user = 100, plan.concurrent_jobs - 1
-    most_submits = max(args.submit_rps, args.mixed_rps / 4) * args.seconds + 1
+    fixed_rates = [float(r) for r in args.rates.split(",")] if args.rates else []
+    top = max([args.submit_rps, args.mixed_rps / 4] + [r if "submit" in args.kinds else r / 4 for r in fixed_rates])
+    most_submits = top * args.seconds + 1
     submit_users = math.ceil(most_submits / (plan.concurrent_jobs - 1))  # a free slot is left for each
     started = time.perf_counter()
     accounts = create_users(service, pool_users + submit_users, plan.name, "load")
@@ -450,6 +480,7 @@ async def load_phases(settings, service, args, image: bytes, audio: bytes, logs:
         log_line(f"signing in {len(accounts)} users")
         tokens = await sign_in_all(clients, server.url, [key for _, key in accounts])
         run = LoadRun(server, clients, tokens[:pool_users], tokens[pool_users:], image, audio)
+        run.submit_user_ids = [user_id for user_id, _ in accounts[pool_users:]]
         log_line(f"queueing {pool_users * pool_jobs_per_user} jobs for the status reads")
         await run.fill_pool(pool_jobs_per_user)
         setup_s = time.perf_counter() - started
@@ -459,15 +490,16 @@ async def load_phases(settings, service, args, image: bytes, audio: bytes, logs:
         run.cancel_created(service)
         rows = []
         targets = {"submit": args.submit_rps, "status": args.status_rps, "mixed": args.mixed_rps}
-        for name in ("status", "submit", "mixed"):
+        for name in [k for k in ("status", "submit", "mixed") if k in args.kinds.split(",")]:
             target = targets[name]
-            for rate in [target] + [r for r in SEARCH_RPS if r < target]:
+            fixed = [float(r) for r in args.rates.split(",")] if args.rates else None
+            for rate in fixed or [target] + [r for r in SEARCH_RPS if r < target]:
                 trial = await run_trial(run, service, name, rate,
-                                        args.seconds if rate == target else args.search_seconds)
+                                        args.seconds if fixed or rate == target else args.search_seconds)
                 for row in trial:
                     row["server"] = len(servers) - 1
                 rows += trial
-                if trial[0]["passed"]:
+                if trial[0]["passed"] and not fixed:
                     break
                 if trial[0]["errors"] or trial[0]["stopped_after_s"] is not None:
                     log_line("restarting the server after a failed trial")
@@ -619,16 +651,17 @@ def print_tables(results: dict) -> None:
               f"addresses, default rate limits, no workers; latency from the scheduled send time; "
               f"pass = p99 < {load['p99_target_ms']:g} ms, no errors, never {MAX_LAG_S:g} s behind")
         head = f"{'phase':<8}{'kind':<8}{'target/s':>9}{'got/s':>8}{'reqs':>7}{'errors':>7}" \
-               f"{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'srv p99':>9}{'srv cpu':>8}  result"
+               f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}{'srv p99':>9}{'srv cpu':>8}{'load':>6}  result"
         print(head)
         print("-" * len(head))
         for r in load["rows"]:
             verdict = "pass" if r["passed"] else (f"behind after {r['stopped_after_s']:g} s"
                                                   if r["stopped_after_s"] is not None else "miss")
             print(f"{r['phase']:<8}{r['kind']:<8}{r['target_rps']:>9}{r['achieved_rps']:>8}{r['requests']:>7}"
-                  f"{r['errors']:>7}{r['p50_ms']:>9}{r['p99_ms']:>9}{r['max_ms']:>9}{r['server_p99_ms']:>9}"
-                  f"{r['server_cpu_ms_per_request']:>8}  {verdict}")
-        print("(srv p99: the server's own timing of the request; srv cpu: server CPU ms per request)")
+                  f"{r['errors']:>7}{r['p50_ms']:>9}{r['p95_ms']:>9}{r['p99_ms']:>9}{r['max_ms']:>9}"
+                  f"{r['server_p99_ms']:>9}{r['server_cpu_ms_per_request']:>8}{r['load_average_1m']:>6}  {verdict}")
+        print("(srv p99: the server's own timing of the request; srv cpu: server CPU ms per request; "
+              "load: 1-minute load average after the trial)")
     for r in results.get("quota_race") or []:
         print(f"\n(b) {r['case']}: {r['accepted']}/{r['submissions']} accepted "
               f"(quota allows {r['allowed_by_quota']}, concurrency {r['concurrent_limit']}); "
@@ -664,10 +697,17 @@ def main() -> None:
     parser.add_argument("--submit-rps", type=float, default=200.0)
     parser.add_argument("--status-rps", type=float, default=200.0)
     parser.add_argument("--mixed-rps", type=float, default=200.0)
+    parser.add_argument("--rates", help="run every kind at exactly these rates (comma-separated, each "
+                        "--seconds long) instead of the target-then-search sequence")
+    parser.add_argument("--api-workers", type=int, default=1, help="API processes of the server (serve --api-workers)")
+    parser.add_argument("--kinds", default="status,submit,mixed",
+                        help="load trials to run, comma-separated (default status,submit,mixed)")
     parser.add_argument("--keep", action="store_true", help="keep the data folders and server logs")
     parser.add_argument("--budget-s", type=float, default=540.0, help="stop starting kill cycles after this")
     parser.add_argument("--out", default=str(ROOT / "outputs" / "bench_service.json"))
     args = parser.parse_args()
+    global API_WORKERS
+    API_WORKERS = args.api_workers
     if args.quick:
         args.seconds, args.search_seconds, args.parts = 3.0, 2.0, args.parts.replace("c", "")
 

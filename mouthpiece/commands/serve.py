@@ -2,12 +2,16 @@
 
 Settings come from MOUTHPIECE_* environment variables (service/config.py) and the flags below.
 With `--workers 0` no worker is started (scaled mode: run `mouthpiece worker` processes instead).
+With `--api-workers N` (N > 1) uvicorn runs N API processes on the one port; each builds its app
+from the environment (`app.app_from_env`), so the flags are passed down as MOUTHPIECE_*
+variables, and this process keeps the job workers.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 EXIT_OK = 0
@@ -21,26 +25,55 @@ def register(subparsers) -> None:
     p.add_argument("--data-dir", help="data folder (default: $MOUTHPIECE_DATA_DIR or ./data)")
     p.add_argument("--workers", type=int, help="worker processes to start (default: $MOUTHPIECE_WORKERS "
                                                "or 1; 0 = none, run `mouthpiece worker` separately)")
+    p.add_argument("--api-workers", type=int,
+                   help="API processes sharing the port (default: $MOUTHPIECE_API_WORKERS or 1); with more "
+                        "than one, rate limits are shared through Redis or a file in the data folder")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from mouthpiece.service.config import settings_from_env
+    from mouthpiece.service.config import ENV_PREFIX, settings_from_env
     from mouthpiece.types import InputError
 
     if not 0 < args.port < 65536:
         raise InputError(f"--port must be within 1–65535, got {args.port}")
     if args.workers is not None and args.workers < 0:
         raise InputError(f"--workers must be ≥ 0, got {args.workers}")
+    if args.api_workers is not None and not 1 <= args.api_workers <= 64:
+        raise InputError(f"--api-workers must be within 1–64, got {args.api_workers}")
+    level = "debug" if args.verbose else None
     settings = settings_from_env(data_dir=Path(args.data_dir) if args.data_dir else None,
-                                 workers=args.workers)
+                                 workers=args.workers, api_workers=args.api_workers, log_level=level)
     import uvicorn
 
-    from mouthpiece.service.app import create_app
     from mouthpiece.service.logs import configure_logging
 
-    configure_logging(logging.DEBUG if args.verbose else logging.INFO)
-    app = create_app(settings, start_workers=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False,
-                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+    configure_logging(logging.getLevelName(settings.log_level.upper()))
+    options = dict(host=args.host, port=args.port, log_config=None, access_log=False,
+                   timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+    if settings.api_workers == 1:
+        from mouthpiece.service.app import create_app
+
+        uvicorn.run(create_app(settings, start_workers=True), **options)
+        return EXIT_OK
+
+    from mouthpiece.service.app import prepare_shared_state
+    from mouthpiece.service.metrics import metrics_dir
+    from mouthpiece.service.supervisor import WorkerPool
+
+    prepare_shared_state(settings)  # tables, queue, secret, shared files: made once, before the forks
+    # read by prometheus_client when each API process imports it: request metrics of all processes
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir(settings))
+    for name, value in (("data_dir", settings.data_dir.resolve()), ("api_workers", settings.api_workers),
+                        ("log_level", settings.log_level)):
+        os.environ[ENV_PREFIX + name.upper()] = str(value)  # what each API process reads back
+    pool = WorkerPool(settings, settings.workers) if settings.workers > 0 else None
+    if pool is not None:
+        pool.start()
+    try:
+        uvicorn.run("mouthpiece.service.app:app_from_env", factory=True, workers=settings.api_workers,
+                    **options)
+    finally:
+        if pool is not None:
+            pool.stop()
     return EXIT_OK

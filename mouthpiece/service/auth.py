@@ -11,14 +11,18 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
 import secrets
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import jwt
-from sqlalchemy import select, update
+from sqlalchemy import Select, bindparam, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from mouthpiece.service.config import Settings
@@ -147,8 +151,39 @@ def revoke_family(session: Session, family_id: str) -> None:
                     .values(revoked_at=now()))
 
 
-def decode_access_token(config: TokenConfig, token: str) -> AccessClaims:
+class VerifiedTokens:
+    """Claims of access tokens whose signature and shape were verified, by token (bounded LRU).
+
+    A hit skips only the HMAC check and JSON parsing of a token seen before; its expiry is
+    checked on every use, and revocation is never cached (`user_for_access` reads it per request).
+    """
+
+    def __init__(self, size: int = 8192) -> None:
+        self._size = size
+        self._entries: OrderedDict[str, tuple[AccessClaims, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> tuple[AccessClaims, int] | None:
+        with self._lock:
+            entry = self._entries.get(token)
+            if entry is not None:
+                self._entries.move_to_end(token)
+            return entry
+
+    def put(self, token: str, claims: AccessClaims, expires_at: int) -> None:
+        with self._lock:
+            self._entries[token] = (claims, expires_at)
+            if len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+
+def decode_access_token(config: TokenConfig, token: str, verified: VerifiedTokens | None = None) -> AccessClaims:
     """Claims of a valid access token; 401 for a bad signature, algorithm, expiry or shape."""
+    known = verified.get(token) if verified is not None else None
+    if known is not None:
+        if known[1] <= now():
+            raise unauthorized("access token expired; refresh it (POST /v1/auth/refresh)")
+        return known[0]
     try:
         claims = jwt.decode(token, config.jwt_key, algorithms=JWT_ALGORITHMS,
                             options={"require": ["exp", "iat", "sub", "jti", "kid", "fam", "typ"]})
@@ -158,20 +193,39 @@ def decode_access_token(config: TokenConfig, token: str) -> AccessClaims:
         raise unauthorized("invalid access token") from None
     if claims.get("typ") != "access" or not all(isinstance(claims[k], str) for k in ("sub", "kid", "fam", "jti")):
         raise unauthorized("invalid access token")
-    return AccessClaims(claims["sub"], claims["kid"], claims["fam"], claims["jti"])
+    result = AccessClaims(claims["sub"], claims["kid"], claims["fam"], claims["jti"])
+    if verified is not None and isinstance(claims["exp"], int | float):
+        verified.put(token, result, int(claims["exp"]))
+    return result
 
 
-def user_for_access(session: Session, claims: AccessClaims) -> User:
-    """The token's user, unless its key, its refresh family or the account was revoked since."""
-    key = session.get(ApiKey, claims.api_key_id)
-    user = session.get(User, claims.user_id)
-    if key is None or key.user_id != claims.user_id or key.revoked_at is not None:
+@functools.cache
+def _principal_statement() -> Select:
+    """One query for everything an access token's validity depends on (built once, then cached
+    compiled): the user row, its key's owner and revocation, and whether the refresh family
+    was revoked."""
+    users, keys, refresh = User.__table__, ApiKey.__table__, RefreshToken.__table__
+    family_revoked = select(refresh.c.id).where(refresh.c.family_id == bindparam("family_id"),
+                                                refresh.c.revoked_at.is_not(None)).exists()
+    return (select(*users.c, keys.c.user_id.label("key_user_id"), keys.c.revoked_at.label("key_revoked_at"),
+                   family_revoked.label("family_revoked"))
+            .select_from(keys.join(users, users.c.id == keys.c.user_id))
+            .where(keys.c.id == bindparam("api_key_id")))
+
+
+def user_for_access(db: Session | Connection, claims: AccessClaims) -> User:
+    """The token's user, unless its key, its refresh family or the account was revoked since.
+
+    One indexed query per request, never a cache: revoking a key, a sign-in or an account ends
+    its tokens on the very next request, whichever API process serves it. The User returned is
+    detached (read-only use)."""
+    connection = db.connection() if isinstance(db, Session) else db
+    row = connection.execute(_principal_statement(),
+                             {"api_key_id": claims.api_key_id, "family_id": claims.family_id}).first()
+    if row is None or row.key_user_id != claims.user_id or row.key_revoked_at is not None:
         raise unauthorized("the API key of this token has been revoked")
-    if user is None or user.disabled_at is not None:
+    if row.disabled_at is not None:
         raise unauthorized("this account is disabled")
-    family_revoked = session.execute(
-        select(RefreshToken.id).where(RefreshToken.family_id == claims.family_id,
-                                      RefreshToken.revoked_at.is_not(None)).limit(1)).first()
-    if family_revoked is not None:
+    if row.family_revoked:
         raise unauthorized("this sign-in has been revoked; sign in again with your API key")
-    return user
+    return User(**{column.key: row._mapping[column.key] for column in User.__table__.c})

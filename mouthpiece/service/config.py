@@ -34,6 +34,8 @@ class Settings:
     shutdown_grace_s: float = 30.0  # on SIGTERM a worker finishes its job this long, then hands it back
     max_upload_bytes: int = 50 * 1024 * 1024
     workers: int = 1  # worker processes started by `mouthpiece serve`
+    api_workers: int = 1  # API processes of `mouthpiece serve` (one port; shared rate limits)
+    log_level: str = "info"  # of `mouthpiece serve`'s processes (API processes set theirs from it)
     rate_per_user: float = 20.0  # requests per second (token bucket) …
     rate_burst_user: int = 40
     rate_per_ip: float = 50.0

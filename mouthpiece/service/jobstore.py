@@ -114,6 +114,13 @@ def cancel(session: Session, job_id: str, *, now: float | None = None) -> str:
     return status
 
 
+def abandon(session: Session, job_id: str, code: str, message: str) -> bool:
+    """Fail a job that never started (e.g. its inputs could not be stored after the row was
+    committed); refunded in the same commit. False if it is no longer queued."""
+    return _finish(session, job_id, (Job.id == job_id, Job.status == "queued"), "failed", None,
+                   error_code=code, error_message=message)
+
+
 def reap(session: Session, *, max_attempts: int, now: float | None = None) -> list[str]:
     """Deal with running jobs whose lease expired (their worker died or hung).
 

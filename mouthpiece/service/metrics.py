@@ -1,6 +1,9 @@
 """Prometheus metrics of one app (its own CollectorRegistry, so several apps can live in one process).
 
-Request metrics are counted in the API process. Job metrics (queue depth by priority, jobs
+Request metrics are counted in the API process; with several API processes (`mouthpiece serve
+--api-workers N`) prometheus_client's multiprocess mode keeps each process's values in files
+under `multiprocess_dir` and a scrape adds them up (serve sets PROMETHEUS_MULTIPROC_DIR for
+its API processes before they import prometheus_client). Job metrics (queue depth by priority, jobs
 by status, failures by reason, job durations) are computed from the jobs table at scrape
 time: workers are other processes, and the table is the source of truth.
 """
@@ -9,14 +12,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import case, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from mouthpiece.service.config import Settings
 from mouthpiece.service.db import JOB_STATUSES, Job
 
 log = logging.getLogger(__name__)
@@ -25,10 +31,15 @@ REQUEST_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10
 JOB_BUCKETS_S = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800)
 
 
+def metrics_dir(settings: Settings) -> Path:
+    """Where the API processes of one `serve --api-workers N` keep their metric values."""
+    return settings.data_dir.resolve() / "metrics"
+
+
 class Metrics:
     """The app's registry and the counters the API updates."""
 
-    def __init__(self, sessions: Callable[[], Session]) -> None:
+    def __init__(self, sessions: Callable[[], Session], multiprocess_dir: Path | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter("mouthpiece_http_requests_total", "HTTP requests by route and status",
                                 ["method", "route", "status"], registry=self.registry)
@@ -39,7 +50,17 @@ class Metrics:
                                       ["plan", "reason"], registry=self.registry)
         self.rate_limited = Counter("mouthpiece_rate_limited_total", "Requests refused by a rate limit",
                                     ["scope"], registry=self.registry)
-        self.registry.register(JobTableCollector(sessions))
+        if multiprocess_dir is None:
+            self._scraped = self.registry
+            self.registry.register(JobTableCollector(sessions))
+        else:  # several API processes: each writes its values to files there; a scrape sums them all
+            self._scraped = CollectorRegistry(auto_describe=True)
+            MultiProcessCollector(self._scraped, path=str(multiprocess_dir))
+            self._scraped.register(JobTableCollector(sessions))
+
+    def exposition(self) -> bytes:
+        """The Prometheus text of every API process's request metrics plus the job metrics."""
+        return generate_latest(self._scraped)
 
     def observe_request(self, method: str, route: str, status: int, duration_s: float) -> None:
         self.requests.labels(method, route, str(status)).inc()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
 import uuid
@@ -95,7 +96,7 @@ class RequestContextMiddleware:
             log.info("%s %s %d", scope["method"], route, status, extra={
                 "request_id": request_id, "method": scope["method"], "path": scope["path"], "route": route,
                 "status": status, "duration_ms": round(elapsed * 1000, 2),
-                "client": (scope.get("client") or ("-",))[0]})
+                "client": (scope.get("client") or ("-",))[0], "pid": os.getpid()})
             request_id_var.reset(token)
 
 

@@ -15,6 +15,7 @@ import weakref
 import huey
 from huey.registry import Message
 from huey.serializer import Serializer
+from huey.storage import SqliteStorage
 
 from mouthpiece.service.config import Settings
 
@@ -53,6 +54,21 @@ class JobIdSerializer(Serializer):
         return Message(**fields)
 
 
+class _SqliteQueueStorage(SqliteStorage):
+    """huey's SQLite storage, WAL with synchronous=NORMAL like the service database (db.py):
+    an enqueue no longer waits for a disk flush; a power cut may lose the last messages, which
+    the worker's reaper re-queues from the jobs table."""
+
+    def _create_connection(self):
+        connection = super()._create_connection()
+        connection.execute("pragma synchronous=NORMAL")
+        return connection
+
+
+class _SqliteHuey(huey.SqliteHuey):
+    storage_class = _SqliteQueueStorage
+
+
 def make_huey(settings: Settings) -> huey.Huey:
     """The queue for `settings`, with the `run_job` task registered; nothing is connected yet."""
     serializer = JobIdSerializer()
@@ -61,7 +77,7 @@ def make_huey(settings: Settings) -> huey.Huey:
                                        blocking=True, read_timeout=1, serializer=serializer)
     else:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        queue = huey.SqliteHuey(QUEUE_NAME, filename=str(settings.data_dir / "queue.db"), results=False,
+        queue = _SqliteHuey(QUEUE_NAME, filename=str(settings.data_dir / "queue.db"), results=False,
                                 utc=True, timeout=30, serializer=serializer)
 
     @queue.task(name=TASK_NAME)

@@ -6,14 +6,20 @@ and a job is never refunded twice, on SQLite and PostgreSQL alike.
 
 from __future__ import annotations
 
+import functools
 import time
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mouthpiece.service.db import Job, QuotaUsage
 from mouthpiece.service.plans import Plan
+
+
+_UPSERTS = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
 
 
 class QuotaExceeded(Exception):
@@ -30,9 +36,20 @@ def utc_day(at: float | None = None) -> str:
 def reserve(session: Session, user_id: str, plan: Plan, seconds: float, *, day: str | None = None) -> str:
     """Add `seconds` to today's usage if it stays within the plan; return the day charged.
 
-    Runs inside the caller's transaction: commit it together with the job row.
+    One statement on SQLite and PostgreSQL: an upsert whose update only happens while the sum
+    stays within the plan (no row changed → refused). Runs inside the caller's transaction:
+    commit it together with the job row.
     """
     day = day or utc_day()
+    if seconds > plan.daily_video_s:  # a fresh day's row is inserted unconditionally: check first
+        raise QuotaExceeded(used_seconds(session, user_id, day), plan.daily_video_s, seconds)
+    dialect = session.get_bind().dialect.name
+    if dialect in _UPSERTS:
+        added = session.execute(_reserve_upsert(dialect), {"user_id": user_id, "day": day, "seconds": seconds,
+                                                           "limit_s": plan.daily_video_s}).first()
+        if added is None:
+            raise QuotaExceeded(used_seconds(session, user_id, day), plan.daily_video_s, seconds)
+        return day
     try:
         with session.begin_nested():
             session.execute(insert(QuotaUsage).values(user_id=user_id, day=day, seconds=0.0))
@@ -44,10 +61,22 @@ def reserve(session: Session, user_id: str, plan: Plan, seconds: float, *, day: 
                QuotaUsage.seconds + seconds <= plan.daily_video_s)
         .values(seconds=QuotaUsage.seconds + seconds))
     if done.rowcount != 1:
-        used = session.execute(select(QuotaUsage.seconds).where(
-            QuotaUsage.user_id == user_id, QuotaUsage.day == day)).scalar_one_or_none() or 0.0
-        raise QuotaExceeded(used, plan.daily_video_s, seconds)
+        raise QuotaExceeded(used_seconds(session, user_id, day), plan.daily_video_s, seconds)
     return day
+
+
+@functools.cache
+def _reserve_upsert(dialect: str):
+    """INSERT … ON CONFLICT DO UPDATE … WHERE within the limit, RETURNING (built once per dialect;
+    RETURNING, not rowcount: drivers leave an upsert's rowcount unset, psycopg at -1)."""
+    table = QuotaUsage.__table__
+    statement = _UPSERTS[dialect](table).values(
+        user_id=bindparam("user_id"), day=bindparam("day"), seconds=bindparam("seconds"))
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.user_id, table.c.day],
+        set_={"seconds": table.c.seconds + statement.excluded.seconds},
+        where=table.c.seconds + statement.excluded.seconds <= bindparam("limit_s"),
+    ).returning(table.c.seconds)
 
 
 def used_seconds(session: Session, user_id: str, day: str | None = None) -> float:

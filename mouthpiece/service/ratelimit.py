@@ -2,18 +2,27 @@
 
 A bucket holds up to `burst` tokens and refills at `rate` tokens per second; each request
 takes one, and an empty bucket answers with the seconds until the next token (→ 429 with
-`Retry-After`). Embedded mode keeps buckets in the process; with `settings.redis_url` the
+`Retry-After`). Embedded mode keeps buckets in the process, or — with several API processes
+(`--api-workers`) — in a memory-mapped file they share; with `settings.redis_url` the
 buckets live in Redis (one Lua script, atomic, timed by the Redis clock) so every API
-process shares the same limits.
+process on every machine shares the same limits.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import logging
 import math
+import mmap
+import os
+import struct
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from mouthpiece.service.config import Settings
@@ -79,6 +88,80 @@ class MemoryRateLimiter:
         self._buckets = {k: v for k, v in self._buckets.items() if at - v[1] < full_after}
 
 
+class SharedFileRateLimiter:
+    """Buckets in a memory-mapped file, shared by every API process on this machine
+    (`mouthpiece serve --api-workers N` in embedded mode, where there is no Redis).
+
+    The file is a fixed table of SLOTS records (key digest, tokens, time); a key lives in one of
+    PROBE slots after its hash. An exclusive `flock` (plus a thread lock: flock does not exclude
+    threads sharing one open file) makes each take-a-token atomic across processes. Times are
+    CLOCK_MONOTONIC, which all processes of one machine share. A bucket idle for STALE_S is full
+    again, so its slot may be reused; if all PROBE slots hold live buckets, the least recently
+    used is replaced (that key starts again with a full bucket).
+    """
+
+    SLOTS = 1 << 16
+    PROBE = 8
+    STALE_S = 60.0
+    _RECORD = struct.Struct("<16sdd")  # blake2b-128 of the key, tokens, monotonic seconds
+    _EMPTY = bytes(16)
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        size = self.SLOTS * self._RECORD.size
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        if os.fstat(self._fd).st_size != size:
+            with self._locked():
+                if os.fstat(self._fd).st_size != size:
+                    os.ftruncate(self._fd, 0)
+                    os.ftruncate(self._fd, size)  # zero-filled: every slot empty
+        self._map = mmap.mmap(self._fd, size)
+        self._thread_lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def hit(self, key: str, limit: Limit) -> float:
+        digest = hashlib.blake2b(key.encode(), digest_size=16).digest()
+        first = int.from_bytes(digest[:8], "little") % self.SLOTS
+        record, size = self._RECORD, self._RECORD.size
+        with self._thread_lock, self._locked():
+            at = time.monotonic()
+            slot, tokens, last = None, float(limit.burst), at
+            free = oldest = None
+            oldest_at = math.inf
+            for i in range(self.PROBE):
+                index = (first + i) % self.SLOTS
+                owner, held, when = record.unpack_from(self._map, index * size)
+                if owner == digest:
+                    slot, tokens, last = index, held, min(when, at)
+                    break
+                # empty, idle long enough to be full again, or stamped by a clock from before a reboot
+                if free is None and (owner == self._EMPTY or at - when >= self.STALE_S or when > at + 1.0):
+                    free = index
+                if when < oldest_at:
+                    oldest, oldest_at = index, when
+            if slot is None:
+                slot = free if free is not None else oldest
+            tokens = min(limit.burst, tokens + (at - last) * limit.rate)
+            wait = 0.0
+            if tokens >= 1:
+                tokens -= 1
+            else:
+                wait = (1 - tokens) / limit.rate
+            record.pack_into(self._map, slot * size, digest, tokens, at)
+            return wait
+
+    def close(self) -> None:
+        self._map.close()
+        os.close(self._fd)
+
+
 class RedisRateLimiter:
     """Buckets in Redis, shared by every API process using the same server."""
 
@@ -100,7 +183,12 @@ class RedisRateLimiter:
 
 
 def make_rate_limiter(settings: Settings) -> RateLimiter:
-    return RedisRateLimiter(settings.redis_url) if settings.redis_url else MemoryRateLimiter()
+    """Redis when configured; else, with several API processes, a file they share; else memory."""
+    if settings.redis_url:
+        return RedisRateLimiter(settings.redis_url)
+    if settings.api_workers > 1:
+        return SharedFileRateLimiter(settings.data_dir / "ratelimit.bin")
+    return MemoryRateLimiter()
 
 
 def retry_after_header(wait_s: float) -> dict[str, str]:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import threading
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
-from mouthpiece.service.auth import TokenConfig, signing_key
+from mouthpiece.service.auth import TokenConfig, VerifiedTokens, signing_key
 from mouthpiece.service.config import Settings
 from mouthpiece.service.db import open_database
-from mouthpiece.service.metrics import Metrics
+from mouthpiece.service.metrics import Metrics, metrics_dir
 from mouthpiece.service.queue import make_huey
 from mouthpiece.service.ratelimit import Limit, RateLimiter, make_rate_limiter
 from mouthpiece.service.storage import Storage, make_storage
@@ -30,9 +28,12 @@ class Services:
     user_limit: Limit
     ip_limit: Limit
     tokens: TokenConfig
+    verified_tokens: VerifiedTokens  # signature checks already done (never revocation)
     urls: UrlSigner
     metrics: Metrics
-    media_slots: threading.BoundedSemaphore  # uploads decoded at once (CPU- and memory-bound)
+    # Short reads may run on the event loop itself: true for SQLite (a local file in WAL mode,
+    # whose readers never wait for writers), false for a server database (network round trips).
+    inline_reads: bool = False
 
 
 def build_services(settings: Settings) -> Services:
@@ -44,7 +45,7 @@ def build_services(settings: Settings) -> Services:
         queue=make_huey(settings), limiter=make_rate_limiter(settings),
         user_limit=Limit(settings.rate_per_user, settings.rate_burst_user),
         ip_limit=Limit(settings.rate_per_ip, settings.rate_burst_ip),
-        tokens=TokenConfig.from_settings(settings),
+        tokens=TokenConfig.from_settings(settings), verified_tokens=VerifiedTokens(),
         urls=UrlSigner(signing_key(secret, "download-url"), settings.signed_url_ttl_s),
-        metrics=Metrics(sessions),
-        media_slots=threading.BoundedSemaphore(max(1, os.cpu_count() or 1)))
+        metrics=Metrics(sessions, metrics_dir(settings) if settings.api_workers > 1 else None),
+        inline_reads=engine.dialect.name == "sqlite")

@@ -15,11 +15,15 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from mouthpiece.service.config import Settings
 
-JOB_FILE_NAMES = frozenset({"image.png", "audio.wav", "voice.wav", "result.mp4", "motion.json"})
+# Uploads are stored as they came (`*.upload`, read only by the worker, which decodes and
+# re-encodes them before the engine sees them); jobs from before that kept clean .png/.wav inputs.
+UPLOAD_NAMES = {"image": "image.upload", "audio": "audio.upload", "voice": "voice.upload"}
+JOB_FILE_NAMES = frozenset({"image.png", "audio.wav", "voice.wav", "result.mp4", "motion.json",
+                            *UPLOAD_NAMES.values()})
 CHUNK_BYTES = 256 * 1024
 
 _HEX_ID = r"[0-9a-f]{8,64}"
@@ -71,6 +75,7 @@ class Storage(Protocol):
 
     def put_file(self, key: str, path: Path) -> None: ...
     def put_bytes(self, key: str, data: bytes) -> None: ...
+    def put_stream(self, key: str, handle: BinaryIO) -> None: ...
     def fetch(self, key: str, dest: Path) -> None: ...
     def open_stream(self, key: str) -> Iterator[bytes]: ...
     def size(self, key: str) -> int: ...
@@ -95,12 +100,16 @@ class LocalStorage:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).resolve()
+        self._root_str = str(self.root)
+        self._root_prefix = self._root_str.rstrip(os.sep) + os.sep
 
     def _path(self, key: str) -> Path:
-        path = (self.root / check_key(key)).resolve()
-        if not path.is_relative_to(self.root):  # defence in depth: the key regex already forbids it
+        # normpath, not resolve(): no file system calls per access. The key pattern already
+        # forbids '..', empty and absolute parts; this re-check is defence in depth.
+        path = os.path.normpath(os.path.join(self._root_str, check_key(key)))
+        if not path.startswith(self._root_prefix):
             raise ValueError(f"key {key!r} escapes the storage root")
-        return path
+        return Path(path)
 
     def _write_atomically(self, key: str, write) -> None:
         target = self._path(key)
@@ -122,6 +131,11 @@ class LocalStorage:
 
     def put_bytes(self, key: str, data: bytes) -> None:
         self._write_atomically(key, lambda handle: handle.write(data))
+
+    def put_stream(self, key: str, handle: BinaryIO) -> None:
+        """Store what `handle` holds from its start (an upload still in its spooled file)."""
+        handle.seek(0)
+        self._write_atomically(key, lambda out: shutil.copyfileobj(handle, out, CHUNK_BYTES))
 
     def fetch(self, key: str, dest: Path) -> None:
         shutil.copyfile(self._path(key), dest)
@@ -204,6 +218,10 @@ class S3Storage:
 
     def put_bytes(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=check_key(key), Body=data)
+
+    def put_stream(self, key: str, handle: BinaryIO) -> None:
+        handle.seek(0)
+        self.client.upload_fileobj(handle, self.bucket, check_key(key))
 
     def fetch(self, key: str, dest: Path) -> None:
         dest = Path(dest)

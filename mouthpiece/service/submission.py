@@ -1,47 +1,44 @@
-"""Job submission: whitelisted form fields → validated params and engine-clean inputs → one
-transaction (idempotency, concurrent-job limit, atomic quota reserve, job row) → queue.
+"""Job submission: whitelisted form fields → validated params and header-checked uploads → one
+transaction (idempotency, atomic quota reserve, concurrent-job limit, job row) → stored uploads
+→ queue.
 
 Clients choose only what `JobForm` lists (the documented generation parameters, text, language,
 webhook). Priority, plan, checkpoint and low-level engine options come from the server; any
-other field is refused with 422 naming it. Uploads are never trusted: each is decoded by the
-engine's media layer and re-encoded (portrait → PNG, speech → 16 kHz WAV) under a generated
-name, and a refused submission leaves nothing in storage or the database.
+other field is refused with 422 naming it. Uploads are never trusted: the API checks their
+headers (type by content, size, pixel cap, length — intake.py) and stores them under generated
+names; the worker decodes and re-encodes them before the engine sees them. A refused
+submission leaves nothing in storage or the database.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import json
 import logging
-import shutil
 import socket
-import tempfile
 import unicodedata
-import wave
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-import numpy as np
-from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, insert, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData, UploadFile
 
-from mouthpiece.media import load_audio, load_image
 from mouthpiece.params import BOUNDS, MAX_DURATION_S, MAX_SEED, GenerationParams
-from mouthpiece.service import quotas
+from mouthpiece.service import intake, jobstore, quotas
+from mouthpiece.service.auth import AccessClaims, user_for_access
 from mouthpiece.service.db import ACTIVE_STATUSES, Job, User, new_id, now
 from mouthpiece.service.errors import ApiError, describe_validation_errors
-from mouthpiece.service.plans import Plan
+from mouthpiece.service.plans import Plan, plan_named
 from mouthpiece.service.queue import enqueue
 from mouthpiece.service.services import Services
-from mouthpiece.service.storage import job_key, job_prefix
-from mouthpiece.types import SAMPLE_RATE, InputError
+from mouthpiece.service.storage import UPLOAD_NAMES, job_key, job_prefix
 
 log = logging.getLogger(__name__)
 
@@ -184,29 +181,33 @@ def fingerprint(sub: Submission) -> str:
 class PreparedJob:
     kind: Literal["audio", "text"]
     params: GenerationParams
-    files: dict[str, Path]  # storage name → clean local file
+    uploads: dict[str, UploadFile]  # role → header-checked upload, stored as it came
+    limits: dict  # what the worker's full decode must confirm (intake.clean_inputs)
     charged_s: float
     text: str | None = None
     lang: str | None = None
 
 
-def prepare(sub: Submission, plan: Plan, workdir: Path) -> PreparedJob:
-    """Check params against the plan, decode every upload and re-encode it cleanly (InputError → 422)."""
+def prepare(sub: Submission, plan: Plan) -> PreparedJob:
+    """Check params against the plan and every upload's headers (InputError → 422); decodes nothing."""
     form = sub.form
     values = {name: getattr(form, name) for name in _PARAM_FIELDS}
     params, _warnings = GenerationParams(**values).validated(max_duration_s=plan.max_duration_s)
     if params.min_resolution > plan.max_resolution:
         raise ApiError(403, "plan_limit", f"min_resolution={params.min_resolution} is above your "
                        f"{plan.name} plan's maximum of {plan.max_resolution}")
-    files = {"image.png": _clean_image(_spool(sub.uploads["image"], workdir / "image"), workdir)}
+    intake.check_image(sub.uploads["image"].file)
+    uploads = {"image": sub.uploads["image"]}
     if form.text is None:
-        audio_s, files["audio.wav"] = _clean_audio(_spool(sub.uploads["audio"], workdir / "audio"),
-                                                   workdir / "audio.wav", plan.max_duration_s, "audio")
-        charged = params.resolve_duration(audio_s)
-        return PreparedJob("audio", params, files, charged_s=charged)
+        audio_s = intake.check_audio(sub.uploads["audio"].file, plan.max_duration_s, "audio")
+        uploads["audio"] = sub.uploads["audio"]
+        limits = {"audio_max_s": plan.max_duration_s, "audio_s": round(audio_s, 4)}
+        return PreparedJob("audio", params, uploads, limits, charged_s=params.resolve_duration(audio_s))
+    limits = {}
     if "voice" in sub.uploads:
-        _, files["voice.wav"] = _clean_audio(_spool(sub.uploads["voice"], workdir / "voice"),
-                                             workdir / "voice.wav", MAX_VOICE_S, "voice")
+        voice_s = intake.check_audio(sub.uploads["voice"].file, MAX_VOICE_S, "voice")
+        uploads["voice"] = sub.uploads["voice"]
+        limits = {"voice_max_s": MAX_VOICE_S, "voice_s": round(voice_s, 4)}
     text = unicodedata.normalize("NFC", form.text).strip()
     if not text:
         raise ApiError(422, "invalid_input", "text is empty: give the words to speak")
@@ -214,7 +215,7 @@ def prepare(sub: Submission, plan: Plan, workdir: Path) -> PreparedJob:
     if charged > plan.max_duration_s:
         raise ApiError(403, "plan_limit", f"this text takes about {charged:.0f} s to speak, over your "
                        f"{plan.name} plan's {plan.max_duration_s:g} s per video; shorten it")
-    return PreparedJob("text", params, files, charged_s=charged, text=text, lang=form.lang)
+    return PreparedJob("text", params, uploads, limits, charged_s=charged, text=text, lang=form.lang)
 
 
 def check_webhook_target(url: str, allow_private: bool) -> None:
@@ -240,35 +241,6 @@ def estimate_speech_s(text: str) -> float:
     return round(_SPEECH_PAUSE_S + cjk * _SPEECH_S_PER_CJK + (len(text) - cjk) * _SPEECH_S_PER_CHAR, 2)
 
 
-def _spool(upload: UploadFile, path: Path) -> Path:
-    upload.file.seek(0)
-    with open(path, "wb") as out:
-        shutil.copyfileobj(upload.file, out, 1 << 20)
-    return path
-
-
-def _clean_image(raw: Path, workdir: Path) -> Path:
-    rgb = load_image(raw)  # (H, W, 3) uint8, header-checked before decoding
-    out = workdir / "image.png"
-    Image.fromarray(rgb).save(out, format="PNG", compress_level=1)  # ~40 % faster than level 3, ~4 % larger
-    return out
-
-
-def _clean_audio(raw: Path, out: Path, max_s: float, what: str) -> tuple[float, Path]:
-    """Decode speech (length-checked while decoding) and write it as 16 kHz mono 16-bit WAV."""
-    try:
-        audio = load_audio(raw, max_duration_s=max_s)
-    except InputError as exc:
-        raise InputError(f"{what}: {exc}") from None
-    pcm = np.round(np.clip(audio.samples, -1.0, 1.0) * 32767).astype("<i2")  # (N,) at 16 kHz
-    with wave.open(str(out), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(SAMPLE_RATE)
-        wav.writeframes(pcm.tobytes())
-    return len(pcm) / SAMPLE_RATE, out
-
-
 def _stored_params(params: GenerationParams) -> dict:
     """The validated params a job keeps; the motion source is the worker's (routed checkpoint)."""
     return {k: v for k, v in params.as_dict().items() if k != "motion"}
@@ -286,9 +258,15 @@ def _replay(existing: Job, request_hash: str) -> Job:
     return existing
 
 
+@functools.cache
+def _active_statement() -> Select:
+    jobs = Job.__table__
+    return select(func.count()).select_from(jobs).where(jobs.c.user_id == bindparam("user_id"),
+                                                        jobs.c.status.in_(ACTIVE_STATUSES))
+
+
 def _active_jobs(session: Session, user_id: str) -> int:
-    return session.execute(select(func.count()).select_from(Job).where(
-        Job.user_id == user_id, Job.status.in_(ACTIVE_STATUSES))).scalar_one()
+    return session.connection().execute(_active_statement(), {"user_id": user_id}).scalar_one()
 
 
 def _too_many_jobs(plan: Plan) -> ApiError:
@@ -303,27 +281,29 @@ def _seconds_to_next_day() -> int:
 def insert_job(session: Session, *, user: User, plan: Plan, job_id: str, prepared: PreparedJob,
                inputs: dict, idempotency_key: str | None, request_hash: str,
                timeout_s: float, webhook_url: str | None) -> tuple[Job, bool]:
-    """One transaction: idempotency, concurrent-job limit, quota reserve, job row → (job, replayed).
+    """One transaction: idempotency, quota reserve, concurrent-job limit, job row → (job, replayed).
 
     Same-user submissions are serialized before the active jobs are counted: on PostgreSQL by a
-    lock on the user's row, on SQLite by the database write lock that the quota UPDATE (the first
-    write) takes. The count is therefore exact, and a refusal rolls the reservation back.
+    lock on the user's row, on SQLite by the database write lock that the quota upsert (the
+    first write) takes. The count is therefore exact, and a refusal rolls the reservation back.
     """
     try:
-        session.execute(select(User.id).where(User.id == user.id).with_for_update())
+        if session.get_bind().dialect.name != "sqlite":
+            session.execute(select(User.id).where(User.id == user.id).with_for_update())
         if idempotency_key and (existing := _find_by_key(session, user.id, idempotency_key)):
             session.rollback()
             return _replay(existing, request_hash), True
         day = quotas.reserve(session, user.id, plan, prepared.charged_s)
         if _active_jobs(session, user.id) >= plan.concurrent_jobs:
             raise _too_many_jobs(plan)
-        job = Job(id=job_id, user_id=user.id, status="queued", priority=plan.priority, kind=prepared.kind,
-                  params=_stored_params(prepared.params), inputs=inputs, idempotency_key=idempotency_key,
-                  request_hash=request_hash, charged_s=prepared.charged_s, charged_day=day,
-                  timeout_s=timeout_s, webhook_url=webhook_url, created_at=now())
-        session.add(job)
+        row = dict(id=job_id, user_id=user.id, status="queued", priority=plan.priority, kind=prepared.kind,
+                   params=_stored_params(prepared.params), inputs=inputs, idempotency_key=idempotency_key,
+                   request_hash=request_hash, charged_s=prepared.charged_s, charged_day=day,
+                   timeout_s=timeout_s, webhook_url=webhook_url, created_at=now(), progress=0.0,
+                   cancel_requested=False, refunded=False, attempts=0)
+        session.connection().execute(_job_insert(), row)  # Core: no unit-of-work flush for one row
         session.commit()
-        return job, False
+        return Job(**row), False
     except quotas.QuotaExceeded as exc:
         session.rollback()
         raise ApiError(429, "quota_exceeded", f"{exc}; the quota resets at 00:00 UTC",
@@ -339,63 +319,79 @@ def insert_job(session: Session, *, user: User, plan: Plan, job_id: str, prepare
         raise
 
 
-def queue_position(session: Session, job: Job) -> int | None:
-    """1 for the next job to run (priority first, then age); None unless queued."""
+@functools.cache
+def _job_insert():
+    return insert(Job.__table__)
+
+
+@functools.cache
+def _position_statement() -> Select:
+    jobs = Job.__table__
+    priority, created = bindparam("priority"), bindparam("created_at")
+    return select(func.count()).select_from(jobs).where(
+        jobs.c.status == "queued",
+        (jobs.c.priority > priority) | ((jobs.c.priority == priority) & (jobs.c.created_at < created)))
+
+
+def queue_position(db: Session | Connection, job) -> int | None:
+    """1 for the next job to run (priority first, then age); None unless queued.
+
+    `job`: a Job or a row with its columns. One count over the (status, priority, created_at)
+    index: it reads only the queued entries ahead of the job."""
     if job.status != "queued":
         return None
-    ahead = session.execute(select(func.count()).select_from(Job).where(
-        Job.status == "queued",
-        (Job.priority > job.priority) | ((Job.priority == job.priority) & (Job.created_at < job.created_at))
-    )).scalar_one()
+    connection = db.connection() if isinstance(db, Session) else db
+    ahead = connection.execute(_position_statement(),
+                               {"priority": job.priority, "created_at": job.created_at}).scalar_one()
     return ahead + 1
 
 
-def submit(services: Services, user: User, plan: Plan, form: FormData,
+def submit(services: Services, claims: AccessClaims, form: FormData,
            idempotency_key: str | None) -> tuple[Job, int | None, bool]:
-    """The whole submission (runs in a worker thread) → (job, queue position, replayed)."""
+    """The whole submission (one worker thread) → (job, queue position, replayed).
+
+    Cheap checks first (form, token still valid, plan, upload headers), then one transaction
+    decides (idempotency, quota, concurrency, job row); only an accepted job's uploads are
+    stored, and only then is it queued. Nothing is decoded here (intake.py).
+    """
     sub = parse_form(form)
     if sub.form.webhook_url:
         check_webhook_target(sub.form.webhook_url, services.settings.webhook_allow_private)
-    request_hash = fingerprint(sub)
     with services.sessions() as session:
-        if idempotency_key and (existing := _find_by_key(session, user.id, idempotency_key)):
-            job = _replay(existing, request_hash)
-            return job, queue_position(session, job), True
-        if _active_jobs(session, user.id) >= plan.concurrent_jobs:  # cheap early refusal; re-checked below
-            services.metrics.quota_refusals.labels(plan.name, "concurrent_jobs").inc()
-            raise _too_many_jobs(plan)
-    job_id = new_id()
-    with tempfile.TemporaryDirectory(prefix="mouthpiece-upload-") as tmp:
+        user = user_for_access(session, claims)
+        plan = plan_named(user.plan)
         try:
-            with services.media_slots:  # decoding is the CPU- and memory-heavy step
-                prepared = prepare(sub, plan, Path(tmp))
+            prepared = prepare(sub, plan)
         except ApiError as exc:
             if exc.code == "plan_limit":
                 services.metrics.quota_refusals.labels(plan.name, "plan_limit").inc()
             raise
-        inputs: dict = {}
+        job_id = new_id()
+        inputs: dict = {role: job_key(user.id, job_id, UPLOAD_NAMES[role]) for role in prepared.uploads}
+        inputs["limits"] = prepared.limits
+        if prepared.kind == "text":
+            inputs.update(text=prepared.text, lang=prepared.lang)
         try:
-            for name, path in prepared.files.items():
-                key = job_key(user.id, job_id, name)
-                services.storage.put_file(key, path)
-                inputs[name.split(".")[0]] = key
-            if prepared.kind == "text":
-                inputs.update(text=prepared.text, lang=prepared.lang)
-            with services.sessions() as session:
-                job, replayed = insert_job(
-                    session, user=user, plan=plan, job_id=job_id, prepared=prepared, inputs=inputs,
-                    idempotency_key=idempotency_key, request_hash=request_hash,
-                    timeout_s=services.settings.job_timeout_s, webhook_url=sub.form.webhook_url)
-                position = queue_position(session, job)
-        except BaseException as exc:
-            if isinstance(exc, ApiError) and exc.code in ("quota_exceeded", "too_many_jobs"):
+            job, replayed = insert_job(
+                session, user=user, plan=plan, job_id=job_id, prepared=prepared, inputs=inputs,
+                idempotency_key=idempotency_key, request_hash=fingerprint(sub),
+                timeout_s=services.settings.job_timeout_s, webhook_url=sub.form.webhook_url)
+        except ApiError as exc:
+            if exc.code in ("quota_exceeded", "too_many_jobs"):
                 reason = "daily_quota" if exc.code == "quota_exceeded" else "concurrent_jobs"
                 services.metrics.quota_refusals.labels(plan.name, reason).inc()
-            services.storage.delete_prefix(job_prefix(user.id, job_id))
             raise
-    if replayed:
-        services.storage.delete_prefix(job_prefix(user.id, job_id))
-        return job, position, True
+        position = queue_position(session, job)
+        if replayed:
+            return job, position, True
+        try:
+            for role, upload in prepared.uploads.items():
+                services.storage.put_stream(inputs[role], upload.file)
+        except BaseException as exc:
+            log.exception("job %s: could not store its uploads; failing it", job.id)
+            services.storage.delete_prefix(job_prefix(user.id, job.id))
+            jobstore.abandon(session, job.id, jobstore.INTERNAL, f"could not store the uploads ({type(exc).__name__})")
+            raise
     try:
         enqueue(services.queue, job.id, job.priority)
     except Exception:  # the job row is the truth: the worker's reaper re-queues lost messages

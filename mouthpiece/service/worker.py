@@ -185,6 +185,7 @@ class JobRunner:
         return {
             "kind": job.kind, "inputs": inputs, "text": job.inputs.get("text"),
             "lang": job.inputs.get("lang", "en"), "params": dict(job.params or {}),
+            "limits": dict(job.inputs.get("limits") or {}),
             "out": str(tmp / "result.mp4"), "motion_out": str(tmp / "motion.json"),
             "audit_log": str(self.settings.data_dir / "audit.jsonl"), "user": job.user_id,
             "checkpoint": str(routing.checkpoint_path(self.registry, checkpoint)),
@@ -259,7 +260,11 @@ class JobRunner:
                 log.error("job %s: engine failure: %s", job_id, outcome.message, extra=extra)
             else:
                 log.info("job %s failed: %s", job_id, outcome.message, extra=extra)
-            return "failed" if jobstore.fail(session, job_id, owner, outcome.kind, outcome.message) else "lost"
+            if not jobstore.fail(session, job_id, owner, outcome.kind, outcome.message):
+                return "lost"
+            if outcome.kind == jobstore.BAD_INPUT:
+                self._drop_inputs(job)
+            return "failed"
         if outcome.kind == "canceled":
             log.info("job %s canceled", job_id, extra=extra)
             return "canceled" if jobstore.finish_canceled(session, job_id, owner) else "lost"
@@ -270,6 +275,16 @@ class JobRunner:
             return "queued"
         log.warning("job %s: %s; left to its new owner", job_id, outcome.message, extra=extra)
         return "lost"
+
+    def _drop_inputs(self, job: Job) -> None:
+        """Delete the stored uploads of a job refused for bad input (they are never used)."""
+        for role in ("image", "audio", "voice"):
+            key = job.inputs.get(role)
+            if key:
+                try:
+                    self.storage.delete(key)
+                except Exception as exc:  # retention removes them later anyway
+                    log.warning("job %s: could not delete %s: %s", job.id, role, exc, extra={"job_id": job.id})
 
     # -- the worker loops ------------------------------------------------------------------------
 
@@ -441,7 +456,11 @@ def _generate(spec: dict, progress) -> dict:
                               motion="model")
     options = dict(motion_out=spec["motion_out"], progress=progress, audit_log=spec["audit_log"],
                    user=spec["user"], checkpoint=spec["checkpoint"], trust_dir=spec["trust_dir"])
-    inputs = spec["inputs"]
+    from mouthpiece.service.intake import clean_inputs
+
+    # Uploads are stored as they came: decode and re-encode them here, in the killable child,
+    # before the engine reads anything (InputError → the job fails as bad_input, refunded).
+    inputs = clean_inputs(spec["inputs"], spec["limits"], Path(spec["out"]).parent)
     if spec["kind"] == "text":
         result = generate_from_text(inputs["image"], spec["text"], spec["out"], params, lang=spec["lang"],
                                     voice=inputs.get("voice"), **options)

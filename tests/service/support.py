@@ -24,7 +24,7 @@ from mouthpiece.service.config import Settings
 from mouthpiece.service.db import Job, User, new_id, open_database
 from mouthpiece.service.plans import plan_named
 from mouthpiece.service.queue import enqueue, make_huey
-from mouthpiece.service.storage import job_key, make_storage
+from mouthpiece.service.storage import UPLOAD_NAMES, job_key, make_storage
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST_PARAMS = {"min_resolution": 256, "full_frame": False, "seed": 7}  # small face crop: seconds per job
@@ -66,22 +66,33 @@ def create_user(service: Service, plan: str = "basic") -> User:
         return user
 
 
-def submit_job_row(service: Service, user: User, *, image: Path, audio: Path | None = None,
+def submit_job_row(service: Service, user: User, *, image: Path | None = None, audio: Path | None = None,
                    text: str | None = None, voice: Path | None = None, params: dict | None = None,
                    timeout_s: float | None = None, charged_s: float = 2.0, webhook_url: str | None = None,
-                   enqueue_it: bool = True) -> str:
-    """Store inputs, reserve `charged_s` of quota and insert a queued job; returns its id."""
+                   enqueue_it: bool = True, raw: dict | None = None) -> str:
+    """Store inputs, reserve `charged_s` of quota and insert a queued job; returns its id.
+
+    `raw` (role → path) stores those files byte for byte as the API stores uploads (`*.upload`),
+    instead of `image`/`audio`/`voice`, with `raw["limits"]` as the job's checked limits."""
     job_id = new_id()
     inputs: dict = {}
+    if raw is not None:
+        for role, path in raw.items():
+            if role != "limits":
+                inputs[role] = job_key(user.id, job_id, UPLOAD_NAMES[role])
+                service.storage.put_file(inputs[role], Path(path))
+        inputs["limits"] = dict(raw.get("limits") or {})
+        image = audio = voice = None
     png = Path(service.settings.data_dir) / f".{job_id}.png"
     png.parent.mkdir(parents=True, exist_ok=True)
-    Image.open(image).convert("RGB").save(png)
-    for role, name, path in (("image", "image.png", png), ("audio", "audio.wav", audio),
-                             ("voice", "voice.wav", voice)):
+    if image is not None:
+        Image.open(image).convert("RGB").save(png)
+    for role, name, path in (("image", "image.png", png if image is not None else None),
+                             ("audio", "audio.wav", audio), ("voice", "voice.wav", voice)):
         if path is not None:
             inputs[role] = job_key(user.id, job_id, name)
             service.storage.put_file(inputs[role], Path(path))
-    png.unlink()
+    png.unlink(missing_ok=True)
     if text is not None:
         inputs.update(text=text, lang="en")
     plan = plan_named(user.plan)

@@ -52,6 +52,17 @@ def test_round_trip(storage, tmp_path):
     storage.delete(key)  # deleting a missing key is fine
 
 
+def test_an_upload_is_stored_from_its_spooled_file_as_sent(storage):
+    import tempfile
+
+    spooled = tempfile.SpooledTemporaryFile(max_size=1024)  # rolls over to disk, as big uploads do
+    payload = b"RIFF" + bytes(range(256)) * 40
+    spooled.write(payload)  # left at its end, as a parsed upload is
+    key = job_key(ALICE, new_id(), "audio.upload")
+    storage.put_stream(key, spooled)
+    assert b"".join(storage.open_stream(key)) == payload
+
+
 def test_missing_keys_raise_file_not_found(storage, tmp_path):
     key = job_key(ALICE, new_id(), "audio.wav")
     with pytest.raises(FileNotFoundError):

@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import struct
 import subprocess
 import threading
 import time
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -114,6 +116,47 @@ def test_a_job_runs_once_and_is_never_run_again(service, runner, portrait_path, 
     assert runner.run(job_id) == "skipped"  # a duplicate queue message never runs it again
     assert len(audit_records(service.settings, user.id)) == 1
     assert all(not group_alive(pid) for pid in engine_pids(caplog))
+
+
+def _png_with_bad_pixels(path: Path) -> Path:
+    """A PNG whose header and chunk checksums are right but whose pixel data is not zlib:
+    it passes the API's header check and only a full decode finds the damage."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", 256, 256, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"not zlib at all" * 20)
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def test_uploads_are_decoded_in_the_engine_child_before_the_engine_runs(service, runner, tmp_path,
+                                                                        short_speech):
+    """Uploads stored as they came: the header check passes this PNG, the worker's decode refuses
+    it — the job fails as bad_input, is refunded, and its uploads are deleted."""
+    from mouthpiece.service.intake import check_image
+
+    bad = _png_with_bad_pixels(tmp_path / "bad.png")
+    with open(bad, "rb") as handle:
+        assert check_image(handle) == (256, 256)
+    user = create_user(service)
+    job_id = submit_job_row(service, user, raw={"image": bad, "audio": short_speech,
+                                                "limits": {"audio_max_s": 60.0, "audio_s": 1.7}}, charged_s=1.8)
+    assert runner.run(job_id) == "failed"
+    job = service.job(job_id)
+    assert job.error_code == "bad_input" and "image" in job.error_message, job.error_message
+    assert job.refunded and service.used_s(user.id) == 0.0
+    assert service.storage.list(job_prefix(user.id, job_id)) == []
+
+
+def test_speech_longer_than_its_checked_header_fails_as_bad_input(service, runner, portrait_path, short_speech):
+    user = create_user(service)
+    job_id = submit_job_row(service, user, raw={"image": portrait_path, "audio": short_speech,
+                                                "limits": {"audio_max_s": 60.0, "audio_s": 0.5}}, charged_s=0.5)
+    assert runner.run(job_id) == "failed"
+    job = service.job(job_id)
+    assert job.error_code == "bad_input" and "header says" in job.error_message, job.error_message
+    assert job.refunded and service.used_s(user.id) == 0.0
 
 
 @pytest.mark.slow

@@ -12,10 +12,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import Select, select
+from sqlalchemy import Row, Select, bindparam, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from mouthpiece.service.auth import decode_access_token, unauthorized, user_for_access
+from mouthpiece.service.auth import AccessClaims, decode_access_token, unauthorized, user_for_access
 from mouthpiece.service.db import Job, User
 from mouthpiece.service.errors import ApiError
 from mouthpiece.service.plans import Plan, plan_named
@@ -27,7 +29,7 @@ JOB_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 bearer_scheme = HTTPBearer(auto_error=False, description="access token from POST /v1/auth/token")
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:  # async: no thread hop for a lookup
     return request.app.state.services
 
 
@@ -50,32 +52,46 @@ def bearer_token(credentials: HTTPAuthorizationCredentials | None) -> str:
     return credentials.credentials
 
 
-def current_user(credentials: BearerDep, services: ServicesDep) -> User:
-    """The user of a valid access token (401 otherwise), after its per-user rate limit (429).
-
-    Uses its own short session: a long upload must not hold a database connection.
-    """
-    claims = decode_access_token(services.tokens, bearer_token(credentials))
-    with services.sessions() as session:
-        user = user_for_access(session, claims)
-    wait = services.limiter.hit(f"user:{user.id}", services.user_limit)
+async def access_claims(credentials: BearerDep, services: ServicesDep) -> AccessClaims:
+    """The claims of a validly signed, unexpired access token (401 otherwise), after the
+    per-user rate limit (429). No database work: each route checks, in the same thread and
+    connection as its own queries, that the key, sign-in and account are still valid
+    (`user_for_access`)."""
+    claims = decode_access_token(services.tokens, bearer_token(credentials), services.verified_tokens)
+    wait = services.limiter.hit(f"user:{claims.user_id}", services.user_limit)
     if wait > 0:
         services.metrics.rate_limited.labels("user").inc()
         raise ApiError(429, "rate_limited", "too many requests; slow down", retry_after_header(wait))
-    return user
+    return claims
+
+
+Claims = Annotated[AccessClaims, Depends(access_claims)]
+
+
+def _load_user(services: Services, claims: AccessClaims) -> User:
+    with services.engine.connect() as connection:
+        return user_for_access(connection, claims)
+
+
+async def current_user(claims: Claims, services: ServicesDep) -> User:
+    """The user of a valid access token whose key, sign-in and account are not revoked (401).
+
+    Uses its own short connection: a long upload must not hold one.
+    """
+    return await run_in_threadpool(_load_user, services, claims)
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
-def current_plan(user: CurrentUser) -> Plan:
+async def current_plan(user: CurrentUser) -> Plan:
     return plan_named(user.plan)
 
 
 CurrentPlan = Annotated[Plan, Depends(current_plan)]
 
 
-def admin_user(user: CurrentUser) -> User:
+async def admin_user(user: CurrentUser) -> User:
     if not plan_named(user.plan).admin:
         raise ApiError(403, "forbidden", "this needs an admin account")
     return user
@@ -101,6 +117,20 @@ class TenantScope:
         if row is None:
             raise ApiError(404, "not_found", "no such job in your account")
         return row
+
+
+_OWNED_JOB = select(Job.__table__).where(Job.__table__.c.id == bindparam("job_id"),
+                                         Job.__table__.c.user_id == bindparam("user_id"))
+
+
+def owned_job_row(connection: Connection, user: User, job_id: str) -> Row:
+    """The user's job `job_id` as a plain row (the status route's light path), with the same
+    rule as `TenantScope.job`: 404 for a malformed id, a missing one, or another tenant's."""
+    row = connection.execute(_OWNED_JOB, {"job_id": job_id, "user_id": user.id}).first() \
+        if JOB_ID_RE.match(job_id) else None
+    if row is None:
+        raise ApiError(404, "not_found", "no such job in your account")
+    return row
 
 
 def tenant_scope(session: SessionDep, user: CurrentUser) -> TenantScope:

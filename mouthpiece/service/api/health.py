@@ -6,7 +6,7 @@ import logging
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from mouthpiece.service.api.deps import ServicesDep
@@ -51,4 +51,4 @@ def _ping_db(services) -> None:
 def metrics(services: ServicesDep) -> Response:
     """Prometheus metrics: requests by route and status, latency histograms, queue depth by
     priority, jobs by status, job durations, failures by reason, quota and rate-limit refusals."""
-    return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(services.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

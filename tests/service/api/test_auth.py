@@ -134,6 +134,38 @@ def test_revoking_the_key_kills_its_access_and_refresh_tokens(client, user, serv
     _assert_401(client.post("/v1/auth/token", headers={"Authorization": f"Bearer {user.api_key}"}))
 
 
+def test_revocation_ends_a_token_whose_signature_check_is_cached(client, user, services):
+    """Status reads reuse verified signatures, never a verdict on revocation: a key revoked after
+    a token was used (and cached) ends it on the next request, on every route."""
+    tokens = sign_in(client, user)
+    assert client.get("/v1/me", headers=bearer(tokens)).status_code == 200
+    assert client.get("/v1/jobs/" + "0" * 32, headers=bearer(tokens)).status_code == 404
+    assert services.verified_tokens.get(tokens["access_token"]) is not None  # cached now
+    with services.sessions() as session:
+        revoke_key(session, user.api_key)
+        session.commit()
+    _assert_401(client.get("/v1/jobs/" + "0" * 32, headers=bearer(tokens)))
+    _assert_401(client.get("/v1/me", headers=bearer(tokens)))
+
+
+def test_a_cached_token_still_expires(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from mouthpiece.service.app import create_app
+
+    from .conftest import make_settings, new_account
+
+    app = create_app(make_settings(tmp_path / "data", access_token_ttl_s=2))
+    with TestClient(app) as client:
+        tokens = sign_in(client, new_account(app))
+        assert client.get("/v1/me", headers=bearer(tokens)).status_code == 200
+        assert app.state.services.verified_tokens.get(tokens["access_token"]) is not None
+        time.sleep(2.1)
+        response = client.get("/v1/me", headers=bearer(tokens))
+        _assert_401(response)
+        assert "expired" in response.json()["error"]["message"]
+
+
 def test_alg_none_token_is_refused(client, user, user_headers):
     claims = _claims(client, user_headers)
     unsigned = f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims)}."

@@ -132,6 +132,38 @@ def test_serve_answers_logs_json_and_stops_on_sigterm(tmp_path):
     assert access and access[0]["status"] == 401 and access[0]["request_id"] == response.headers["x-request-id"]
 
 
+def test_serve_with_two_api_processes_shares_rate_limits_and_metrics(tmp_path):
+    """`serve --api-workers 2`: two API processes on one port; the per-IP bucket (burst 6) is
+    one bucket for both, and /metrics adds up the requests of both."""
+    data, log = tmp_path / "data", tmp_path / "serve.log"
+    process, url = _serve(data, log, workers=0, api_workers=2, rate_per_ip=0.01, rate_burst_ip=6)
+    try:
+        children = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
+        api = [pid for pid in children if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")]
+        assert len(api) == 2, children
+        codes = []
+        for _ in range(30):  # a new connection each time: the kernel hands them to either process
+            with httpx.Client(timeout=10) as http:
+                codes.append(http.get(url + "/v1/jobs").status_code)
+        assert codes == [401] * 6 + [429] * 24  # one bucket of 6, not one per process
+        time.sleep(0.5)  # let the processes flush their log lines
+        entries = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+        served_by = {e["pid"] for e in entries if e.get("path") == "/v1/jobs"}
+        assert served_by == {int(pid) for pid in api}  # both processes took requests
+        text = httpx.get(url + "/metrics").text
+        counted = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                      if line.startswith("mouthpiece_http_requests_total{") and "/readyz" not in line)
+        assert counted == 30, text  # the requests of both processes
+    finally:
+        _stop(process, log)
+
+
+@pytest.mark.parametrize("value", ["0", "65"])
+def test_serve_refuses_a_bad_api_worker_count(capsys, value):
+    assert main(["serve", "--api-workers", value]) == 2
+    assert "--api-workers" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_embedded_serve_runs_a_job_and_restarts_a_killed_worker(tmp_path, portrait_path, espeak_speech):
     """`mouthpiece serve` with one worker: a submitted job finishes and its signed link serves

@@ -47,24 +47,36 @@ def _wav_seconds(path) -> float:
         return wav.getnframes() / wav.getframerate()
 
 
-def test_submit_stores_clean_inputs_and_reserves_quota(client, user, user_headers, services, settings,
-                                                       portrait_path, espeak_speech):
+def test_submit_stores_the_checked_uploads_and_reserves_quota(client, user, user_headers, services, settings,
+                                                              portrait_path, espeak_speech, tmp_path):
     response = _submit(client, user_headers, portrait_path, espeak_speech, data={"fps": "30", "seed": "5"})
     assert response.status_code == 202, response.text
     body = response.json()
     assert body["status"] == "queued" and body["queue_position"] == 1
     prefix = f"tenants/{user.user_id}/jobs/{body['id']}/"
-    assert _stored(settings) == [prefix + "audio.wav", prefix + "image.png"]
+    # stored as sent, under generated names only the worker reads (it decodes them before the engine)
+    assert _stored(settings) == [prefix + "audio.upload", prefix + "image.upload"]
     stored = settings.data_dir / "storage" / prefix
-    assert Image.open(stored / "image.png").format == "PNG"  # re-encoded, not the uploaded JPEG
-    with wave.open(str(stored / "audio.wav")) as wav:
-        assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (16000, 1, 2)
+    assert (stored / "image.upload").read_bytes() == portrait_path.read_bytes()
+    assert (stored / "audio.upload").read_bytes() == espeak_speech.read_bytes()
     speech_s = _wav_seconds(espeak_speech)
     assert _used(services, user.user_id) == pytest.approx(speech_s, abs=0.02)
     with services.sessions() as session:
         job = session.get(Job, body["id"])
     assert job.priority == PLANS["basic"].priority and job.params["fps"] == 30 and job.params["seed"] == 5
     assert job.charged_s == pytest.approx(speech_s, abs=0.02)
+    assert job.inputs["limits"]["audio_max_s"] == PLANS["basic"].max_duration_s
+    assert job.inputs["limits"]["audio_s"] == pytest.approx(speech_s, abs=1e-3)
+
+    # what the worker's engine child does with them before the engine runs: decode + re-encode
+    from mouthpiece.service.intake import clean_inputs
+
+    clean = clean_inputs({"image": str(stored / "image.upload"), "audio": str(stored / "audio.upload")},
+                         job.inputs["limits"], tmp_path)
+    assert Image.open(clean["image"]).format == "PNG"
+    with wave.open(clean["audio"]) as wav:
+        assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (16000, 1, 2)
+    assert _wav_seconds(clean["audio"]) == pytest.approx(speech_s, abs=0.02)
 
     status = client.get(f"/v1/jobs/{body['id']}", headers=user_headers).json()
     assert status["status"] == "queued" and status["progress"] == 0.0 and status["result"] is None
@@ -138,11 +150,11 @@ def test_text_job_with_voice_reserves_an_estimate(client, user, user_headers, se
     with services.sessions() as session:
         job = session.get(Job, job_id)
     assert job.kind == "text" and job.inputs["text"] == text and job.inputs["lang"] == "en"
-    assert set(job.inputs) == {"image", "voice", "text", "lang"}
+    assert set(job.inputs) == {"image", "voice", "text", "lang", "limits"}
     assert job.charged_s >= 2.0  # ~31 characters of English: a generous estimate of ~2 s of speech
     assert _used(services, user.user_id) == pytest.approx(job.charged_s)
     prefix = f"tenants/{user.user_id}/jobs/{job_id}/"
-    assert _stored(settings) == [prefix + "image.png", prefix + "voice.wav"]
+    assert _stored(settings) == [prefix + "image.upload", prefix + "voice.upload"]
 
 
 def test_text_longer_than_the_plan_allows_is_refused(client, user_headers, services, portrait_path):
@@ -380,19 +392,23 @@ def test_upload_file_names_never_reach_storage(client, user, user_headers, setti
     assert response.status_code == 202
     job_id = response.json()["id"]
     prefix = f"tenants/{user.user_id}/jobs/{job_id}/"
-    assert _stored(settings) == [prefix + "audio.wav", prefix + "image.png"]
+    assert _stored(settings) == [prefix + "audio.upload", prefix + "image.upload"]
     assert not (settings.data_dir / "etc").exists()
 
 
-def test_transparent_png_portrait_is_flattened_to_rgb(client, user, user_headers, settings, espeak_speech):
+def test_transparent_png_portrait_is_flattened_to_rgb(client, user, user_headers, settings, espeak_speech,
+                                                      tmp_path):
+    from mouthpiece.service.intake import clean_inputs
+
     portrait = io.BytesIO()
     Image.new("RGBA", (96, 96), (200, 150, 120, 128)).save(portrait, format="PNG")
     response = client.post("/v1/jobs", headers=user_headers, files={
         "image": ("p.png", portrait.getvalue(), "image/png"),
         "audio": ("a.wav", espeak_speech.read_bytes(), "audio/wav")})
     assert response.status_code == 202
-    stored = settings.data_dir / "storage" / f"tenants/{user.user_id}/jobs/{response.json()['id']}/image.png"
-    assert Image.open(stored).mode == "RGB"
+    stored = settings.data_dir / "storage" / f"tenants/{user.user_id}/jobs/{response.json()['id']}/image.upload"
+    clean = clean_inputs({"image": str(stored)}, {}, tmp_path)  # the worker's step before the engine
+    assert Image.open(clean["image"]).mode == "RGB"
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:9/hook", "http://localhost/hook", "http://[::1]/hook",
@@ -443,7 +459,7 @@ def test_insert_transaction_is_atomic_under_a_20_way_race(race, plan_name, expec
     plan = plan_named(plan_name)
     with services.sessions() as session:
         user = session.get(User, account.user_id)
-    prepared = PreparedJob("audio", GenerationParams(seed=1), {}, charged_s=2.0)
+    prepared = PreparedJob("audio", GenerationParams(seed=1), {}, {}, charged_s=2.0)
     barrier = threading.Barrier(20)
     outcomes: list[str] = []
 
