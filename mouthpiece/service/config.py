@@ -44,6 +44,8 @@ class Settings:
     trust_dir: Path | None = None
     retention_days: float = 7.0
     webhook_allow_private: bool = False  # let jobs name webhooks on loopback/private addresses
+    metrics_token: str | None = None  # bearer token a Prometheus scraper sends to /metrics (admins' tokens work too)
+    metrics_port: int | None = None  # `serve` also serves /metrics without auth on 127.0.0.1:<port>
     extra: dict = field(default_factory=dict)
 
     @property

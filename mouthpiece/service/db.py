@@ -1,7 +1,9 @@
 """The service's database: SQLAlchemy models and engine set-up (SQLite embedded, PostgreSQL scaled).
 
 The `jobs` table is the source of truth for job state; the queue only carries job ids.
-Times are UTC epoch seconds (floats) so lease arithmetic is the same on every backend.
+Times are UTC epoch seconds (floats) so lease arithmetic is the same on every backend. Lease
+times (and a job's start and end) come from the database's clock (`db_now()`, evaluated inside
+the UPDATE that uses it), so workers on hosts whose clocks disagree still agree on expiry.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from pathlib import Path
 from sqlalchemy import (JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint,
                         create_engine, event)
 from sqlalchemy.engine import Engine
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.sql.functions import FunctionElement
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "canceled")
 ACTIVE_STATUSES = ("queued", "running")
@@ -27,6 +31,22 @@ def new_id() -> str:
 
 def now() -> float:
     return time.time()
+
+
+class db_now(FunctionElement):  # noqa: N801 (reads as the SQL function it stands for)
+    """The database server's clock as UTC epoch seconds (float), read by the statement itself."""
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(db_now, "sqlite")
+def _sqlite_now(_element, _compiler, **_kw) -> str:
+    return "((julianday('now') - 2440587.5) * 86400.0)"  # days since the Julian epoch → Unix s
+
+
+@compiles(db_now, "postgresql")
+def _postgresql_now(_element, _compiler, **_kw) -> str:
+    return "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
 
 
 class Base(DeclarativeBase):

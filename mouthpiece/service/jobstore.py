@@ -5,25 +5,28 @@ both run a job, a worker that lost its lease can never commit, a finished job is
 and a job's quota is refunded at most once (`quotas.refund` flips `refunded`). Each function is
 one transaction: it commits (or rolls back) before returning. Statuses: queued → running →
 succeeded | failed | canceled; a running job whose lease expired goes back to queued (reap).
+
+Times come from the database's clock (`db.db_now()`, inside each statement), not the worker's:
+with workers on several hosts a skewed clock could otherwise make a lease look expired (the
+reaper steals a live job) or never expire. `now=` (epoch seconds) replaces it in tests.
 """
 
 from __future__ import annotations
 
-import time
-
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from mouthpiece.service.db import Job
-from mouthpiece.service.quotas import refund
+from mouthpiece.service.db import Job, db_now
+from mouthpiece.service.quotas import refund, settle
 
 TERMINAL_STATUSES = ("succeeded", "failed", "canceled")
 # error codes a failed job carries (also the `reason` label of failure metrics)
 BAD_INPUT, INTERNAL, TIMEOUT, WORKER_LOST = "bad_input", "internal", "timeout", "worker_lost"
 
 
-def _now(now: float | None) -> float:
-    return time.time() if now is None else now
+def _now(now: float | None):
+    """The database's clock (an SQL expression), or the given time."""
+    return db_now() if now is None else now
 
 
 def _owned(job_id: str, owner: str):
@@ -73,11 +76,27 @@ def set_checkpoint(session: Session, job_id: str, owner: str, checkpoint: dict) 
     return _commit(session, update(Job).where(*_owned(job_id, owner)).values(checkpoint=checkpoint))
 
 
-def succeed(session: Session, job_id: str, owner: str, result: dict, *, now: float | None = None) -> bool:
-    """Commit the result; False (nothing changed) if `owner` no longer holds the lease."""
-    return _commit(session, update(Job).where(*_owned(job_id, owner)).values(
-        status="succeeded", result=result, progress=1.0, finished_at=_now(now), lease_owner=None,
-        lease_expires_at=None, error_code=None, error_message=None))
+def succeed(session: Session, job_id: str, owner: str, result: dict, *, actual_s: float | None = None,
+            now: float | None = None) -> bool:
+    """Commit the result; False (nothing changed) if `owner` no longer holds the lease.
+
+    With `actual_s` (the seconds of video really made, for a job charged on an estimate) the
+    quota is settled to it in the same commit: only the one running → succeeded UPDATE of a
+    job gets there, so a retried or zombie attempt never settles twice."""
+    try:
+        done = session.execute(update(Job).where(*_owned(job_id, owner)).values(
+            status="succeeded", result=result, progress=1.0, finished_at=_now(now), lease_owner=None,
+            lease_expires_at=None, error_code=None, error_message=None))
+        if done.rowcount != 1:
+            session.rollback()
+            return False
+        if actual_s is not None:
+            settle(session, job_id, actual_s)
+        session.commit()
+        return True
+    except BaseException:
+        session.rollback()
+        raise
 
 
 def fail(session: Session, job_id: str, owner: str, code: str, message: str, *,
@@ -147,9 +166,12 @@ def reap(session: Session, *, max_attempts: int, now: float | None = None) -> li
     return requeue
 
 
-def lost_queued(session: Session, *, older_than: float) -> list[str]:
-    """Queued jobs created before `older_than` (epoch s): candidates for a lost queue message."""
-    ids = list(session.execute(select(Job.id).where(Job.status == "queued", Job.created_at < older_than)
+def lost_queued(session: Session, *, older_than: float | None = None, min_age_s: float = 0.0) -> list[str]:
+    """Queued jobs created before `older_than` (epoch s; default: `min_age_s` before the
+    database's clock): candidates for a lost queue message. (`created_at` is the API host's
+    clock; a skew only moves a harmless re-enqueue earlier or later — `claim` runs a job once.)"""
+    cutoff = db_now() - min_age_s if older_than is None else older_than
+    ids = list(session.execute(select(Job.id).where(Job.status == "queued", Job.created_at < cutoff)
                                .order_by(Job.priority.desc(), Job.created_at)).scalars())
     session.rollback()
     return ids

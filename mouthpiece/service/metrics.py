@@ -6,6 +6,10 @@ under `multiprocess_dir` and a scrape adds them up (serve sets PROMETHEUS_MULTIP
 its API processes before they import prometheus_client). Job metrics (queue depth by priority, jobs
 by status, failures by reason, job durations) are computed from the jobs table at scrape
 time: workers are other processes, and the table is the source of truth.
+
+Who may read them: on the API port, `/metrics` needs `Authorization: Bearer <token>` with the
+`metrics_token` setting (a scraper) or an admin's access token; `serve_loopback` serves the same
+text without auth on a separate port bound to 127.0.0.1 only (`serve --metrics-port`).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, start_wsgi_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -51,20 +55,35 @@ class Metrics:
         self.rate_limited = Counter("mouthpiece_rate_limited_total", "Requests refused by a rate limit",
                                     ["scope"], registry=self.registry)
         if multiprocess_dir is None:
-            self._scraped = self.registry
+            self.scraped = self.registry
             self.registry.register(JobTableCollector(sessions))
         else:  # several API processes: each writes its values to files there; a scrape sums them all
-            self._scraped = CollectorRegistry(auto_describe=True)
-            MultiProcessCollector(self._scraped, path=str(multiprocess_dir))
-            self._scraped.register(JobTableCollector(sessions))
+            self.scraped = multiprocess_registry(sessions, multiprocess_dir)
 
     def exposition(self) -> bytes:
         """The Prometheus text of every API process's request metrics plus the job metrics."""
-        return generate_latest(self._scraped)
+        return generate_latest(self.scraped)
 
     def observe_request(self, method: str, route: str, status: int, duration_s: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(duration_s)
+
+
+def multiprocess_registry(sessions: Callable[[], Session], multiprocess_dir: Path) -> CollectorRegistry:
+    """What a scrape reads with several API processes: their summed files plus the job metrics."""
+    registry = CollectorRegistry(auto_describe=True)
+    MultiProcessCollector(registry, path=str(multiprocess_dir))
+    registry.register(JobTableCollector(sessions))
+    return registry
+
+
+LOOPBACK = "127.0.0.1"
+
+
+def serve_loopback(registry: CollectorRegistry, port: int):
+    """Serve `registry` as Prometheus text at http://127.0.0.1:<port>/metrics (no auth: only
+    processes on this machine can connect) from a daemon thread; → (server, thread)."""
+    return start_wsgi_server(port, addr=LOOPBACK, registry=registry)
 
 
 class JobTableCollector(Collector):

@@ -1,7 +1,10 @@
-"""Daily seconds-of-video quota: reserved atomically at submit, refunded once on failure/cancel.
+"""Daily seconds-of-video quota: reserved atomically at submit, refunded once on failure/cancel,
+settled once on success when the reservation was an estimate (text jobs).
 
-Both operations are single conditional UPDATEs, so 20 racing submissions can never over-spend
-and a job is never refunded twice, on SQLite and PostgreSQL alike.
+Reserve and refund are single conditional UPDATEs, so 20 racing submissions can never
+over-spend and a job is never refunded twice, on SQLite and PostgreSQL alike. `settle` runs
+in the same transaction as the job's one running → succeeded UPDATE (jobstore.succeed), which
+is what makes it happen at most once.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from mouthpiece.service.db import Job, QuotaUsage
-from mouthpiece.service.plans import Plan
+from mouthpiece.service.db import Job, QuotaUsage, User
+from mouthpiece.service.plans import Plan, plan_named
 
 
 _UPSERTS = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
@@ -98,3 +101,32 @@ def refund(session: Session, job_id: str) -> bool:
                     .where(QuotaUsage.user_id == job.user_id, QuotaUsage.day == job.charged_day)
                     .values(seconds=QuotaUsage.seconds - job.charged_s))
     return True
+
+
+def settle(session: Session, job_id: str, actual_s: float) -> float:
+    """Correct a job's reserved seconds to the `actual_s` it produced; → the new `charged_s`.
+
+    An over-estimate is given back; a shortfall is charged as far as the plan's daily limit
+    allows (the rest is on the house: the job is done, and refusing it now would waste it).
+    Runs inside the caller's transaction, after the write that makes this the job's only
+    settlement (jobstore.succeed's conditional UPDATE), so the database's write lock (SQLite)
+    or the quota row's lock (PostgreSQL, FOR UPDATE) orders it with racing reservations.
+    """
+    job = session.execute(select(Job.user_id, Job.charged_s, Job.charged_day, Job.refunded)
+                          .where(Job.id == job_id)).one()
+    actual_s = round(max(float(actual_s), 0.0), 3)
+    if job.refunded or abs(actual_s - job.charged_s) < 1e-6:
+        return job.charged_s
+    usage = (QuotaUsage.user_id == job.user_id, QuotaUsage.day == job.charged_day)
+    used = session.execute(select(QuotaUsage.seconds).where(*usage).with_for_update()).scalar_one_or_none()
+    if used is None:
+        return job.charged_s
+    if actual_s < job.charged_s:
+        change = actual_s - job.charged_s
+    else:
+        plan = plan_named(session.execute(select(User.plan).where(User.id == job.user_id)).scalar_one())
+        change = max(min(actual_s - job.charged_s, plan.daily_video_s - used), 0.0)
+    charged = round(job.charged_s + change, 3)
+    session.execute(update(QuotaUsage).where(*usage).values(seconds=QuotaUsage.seconds + change))
+    session.execute(update(Job).where(Job.id == job_id).values(charged_s=charged))
+    return charged

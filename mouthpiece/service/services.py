@@ -15,6 +15,7 @@ from mouthpiece.service.queue import make_huey
 from mouthpiece.service.ratelimit import Limit, RateLimiter, make_rate_limiter
 from mouthpiece.service.storage import Storage, make_storage
 from mouthpiece.service.urls import UrlSigner
+from mouthpiece.service.webhooks import Resolver, system_resolver
 
 
 @dataclass
@@ -34,6 +35,7 @@ class Services:
     # Short reads may run on the event loop itself: true for SQLite (a local file in WAL mode,
     # whose readers never wait for writers), false for a server database (network round trips).
     inline_reads: bool = False
+    resolve_host: Resolver = system_resolver  # webhook host names → addresses (tests replace it)
 
 
 def build_services(settings: Settings) -> Services:

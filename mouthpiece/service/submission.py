@@ -14,14 +14,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import ipaddress
 import json
 import logging
-import socket
 import unicodedata
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Select, bindparam, func, insert, select
@@ -31,7 +28,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData, UploadFile
 
 from mouthpiece.params import BOUNDS, MAX_DURATION_S, MAX_SEED, GenerationParams
-from mouthpiece.service import intake, jobstore, quotas
+from mouthpiece.service import intake, jobstore, quotas, webhooks
 from mouthpiece.service.auth import AccessClaims, user_for_access
 from mouthpiece.service.db import ACTIVE_STATUSES, Job, User, new_id, now
 from mouthpiece.service.errors import ApiError, describe_validation_errors
@@ -218,21 +215,14 @@ def prepare(sub: Submission, plan: Plan) -> PreparedJob:
     return PreparedJob("text", params, uploads, limits, charged_s=charged, text=text, lang=form.lang)
 
 
-def check_webhook_target(url: str, allow_private: bool) -> None:
+def check_webhook_target(url: str, allow_private: bool, resolve: webhooks.Resolver = webhooks.system_resolver) -> None:
     """Refuse webhook URLs that would make the service call into its own network (SSRF):
     every address the host resolves to now must be public, unless the operator allows private
-    ones. (A name re-pointed after submission — DNS rebinding — is for the sender to catch.)"""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
-        raise ApiError(422, "invalid_webhook", "webhook_url must be http(s)://host/… without credentials")
+    ones. Each delivery checks again and connects only to the address it checked (webhooks.py)."""
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)}
-    except (OSError, ValueError, UnicodeError):
-        raise ApiError(422, "invalid_webhook", f"webhook_url host {parts.hostname!r} cannot be resolved") from None
-    if not allow_private and not all(ipaddress.ip_address(a.split("%")[0]).is_global for a in addresses):
-        raise ApiError(422, "invalid_webhook", "webhook_url points at a private, loopback or link-local "
-                       "address; give a public URL")
+        webhooks.vet(url, allow_private=allow_private, resolve=resolve)
+    except webhooks.WebhookRefused as exc:
+        raise ApiError(422, "invalid_webhook", str(exc)) from None
 
 
 def estimate_speech_s(text: str) -> float:
@@ -356,7 +346,8 @@ def submit(services: Services, claims: AccessClaims, form: FormData,
     """
     sub = parse_form(form)
     if sub.form.webhook_url:
-        check_webhook_target(sub.form.webhook_url, services.settings.webhook_allow_private)
+        check_webhook_target(sub.form.webhook_url, services.settings.webhook_allow_private,
+                             services.resolve_host)
     with services.sessions() as session:
         user = user_for_access(session, claims)
         plan = plan_named(user.plan)

@@ -121,6 +121,7 @@ class JobRunner:
         self._grace_deadline = float("inf")
         self._context = _child_context()
         self.webhook_threads: list[threading.Thread] = []
+        self.resolve_host: webhooks.Resolver = webhooks.system_resolver  # (tests replace it)
 
     def prepare(self) -> None:
         """Make sure `stable` exists and warm the engine fork server up before taking work."""
@@ -164,7 +165,7 @@ class JobRunner:
                 status = "failed"
             final = session.get(Job, job_id, populate_existing=True)
             if status in jobstore.TERMINAL_STATUSES and final is not None and final.status == status:
-                thread = webhooks.notify(settings, final)
+                thread = webhooks.notify(settings, final, resolve=self.resolve_host)
                 if thread is not None:
                     self.webhook_threads.append(thread)
             return status
@@ -250,7 +251,9 @@ class JobRunner:
         job_id = job.id
         extra = {"job_id": job_id, "outcome": outcome.kind}
         if outcome.kind == "succeeded":
-            if jobstore.succeed(session, job_id, owner, outcome.result):
+            # a text job was charged on an estimate of its speech: settle to the video made
+            actual_s = outcome.result["duration_s"] if job.kind == "text" else None
+            if jobstore.succeed(session, job_id, owner, outcome.result, actual_s=actual_s):
                 log.info("job %s succeeded", job_id, extra={**extra, "compute_s": outcome.result["compute_s"]})
                 return "succeeded"
             log.warning("job %s: lease lost before commit; another attempt owns it", job_id, extra=extra)
@@ -313,11 +316,10 @@ class JobRunner:
 
     def reap_once(self) -> list[str]:
         """Re-queue jobs whose lease expired, and queued jobs whose message was lost."""
-        now = time.time()
-        with self.sessions() as session:
-            requeued = jobstore.reap(session, max_attempts=self.settings.max_attempts, now=now)
+        with self.sessions() as session:  # lease expiry on the database's clock, not this host's
+            requeued = jobstore.reap(session, max_attempts=self.settings.max_attempts)
             if pending(self.queue) == 0:  # jobs queued in the table but not in the queue were lost
-                lost = jobstore.lost_queued(session, older_than=now - max(10.0, 2 * self.settings.lease_s))
+                lost = jobstore.lost_queued(session, min_age_s=max(10.0, 2 * self.settings.lease_s))
                 requeued += [job_id for job_id in lost if job_id not in requeued]
         self._enqueue_again(requeued)
         if requeued:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
+from sqlalchemy import select
 
 from mouthpiece.service import jobstore, quotas
-from mouthpiece.service.db import Job, User, init_db, make_engine, new_id, session_factory
+from mouthpiece.service.db import Job, User, db_now, init_db, make_engine, new_id, session_factory
 from mouthpiece.service.plans import plan_named
 
 LEASE_S = 30.0
@@ -201,3 +203,104 @@ def test_lost_queued_lists_old_queued_jobs_by_priority(sessions):
         assert jobstore.lost_queued(session, older_than=0.0) == []
         assert jobstore.lost_queued(session, older_than=1e12) == [old]
         assert jobstore.priorities(session, [old, running]) == {old: 5, running: 0}
+
+
+def test_success_settles_an_estimated_charge_once(sessions):
+    """A text job reserved 10 s on an estimate; its speech made 6.5 s: 3.5 s go back, once —
+    even when the first attempt's worker died and a retry commits (the zombie cannot)."""
+    user_id, job_id = new_job(sessions, charged_s=10.0)
+    with sessions() as session:
+        jobstore.claim(session, job_id, "dead", LEASE_S, now=1000.0)
+        assert jobstore.reap(session, max_attempts=3, now=1000.0 + LEASE_S + 1) == [job_id]
+        jobstore.claim(session, job_id, "w2", LEASE_S, now=1000.0 + LEASE_S + 2)
+        assert jobstore.succeed(session, job_id, "w2", {"video_key": "k"}, actual_s=6.5)
+        assert not jobstore.succeed(session, job_id, "w2", {"video_key": "k"}, actual_s=6.5)
+        assert not jobstore.succeed(session, job_id, "dead", {"video_key": "k"}, actual_s=1.0)
+        assert not jobstore.fail(session, job_id, "dead", "internal", "late")
+    job = get(sessions, job_id)
+    assert (job.status, job.charged_s, job.refunded) == ("succeeded", 6.5, False)
+    assert used(sessions, user_id) == pytest.approx(6.5)
+
+
+def test_a_shortfall_is_charged_up_to_the_daily_limit(sessions):
+    user_id, job_id = new_job(sessions, charged_s=10.0)
+    with sessions() as session:
+        jobstore.claim(session, job_id, "w1", LEASE_S)
+        assert jobstore.succeed(session, job_id, "w1", {}, actual_s=13.25)
+    assert get(sessions, job_id).charged_s == 13.25 and used(sessions, user_id) == pytest.approx(13.25)
+
+    user_id, job_id = new_job(sessions, charged_s=10.0)
+    limit = plan_named("basic").daily_video_s
+    with sessions() as session:  # other jobs used the day's quota up to 2 s short of the limit
+        assert quotas.reserve(session, user_id, plan_named("basic"), limit - 12.0)
+        session.commit()
+        jobstore.claim(session, job_id, "w1", LEASE_S)
+        assert jobstore.succeed(session, job_id, "w1", {}, actual_s=15.0)
+    assert get(sessions, job_id).charged_s == 12.0  # 2 s of the 5 s shortfall fit under the limit
+    assert used(sessions, user_id) == pytest.approx(limit)
+
+
+def test_settling_races_with_reservations_without_overspending(sessions):
+    """A settlement's shortfall and 10 racing reservations of the same user: never over the limit."""
+    plan = plan_named("basic")
+    user_id, job_id = new_job(sessions, charged_s=10.0)
+    with sessions() as session:
+        assert quotas.reserve(session, user_id, plan, plan.daily_video_s - 60.0)
+        session.commit()
+        jobstore.claim(session, job_id, "w1", LEASE_S)
+    barrier, errors = threading.Barrier(11), []
+
+    def reserve() -> None:
+        with sessions() as session:
+            barrier.wait()
+            try:
+                quotas.reserve(session, user_id, plan, 10.0)
+                session.commit()
+            except quotas.QuotaExceeded:
+                session.rollback()
+            except Exception as exc:  # a lock error would show here
+                errors.append(exc)
+
+    def settle() -> None:
+        with sessions() as session:
+            barrier.wait()
+            jobstore.succeed(session, job_id, "w1", {}, actual_s=40.0)
+
+    threads = [threading.Thread(target=reserve) for _ in range(10)] + [threading.Thread(target=settle)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert used(sessions, user_id) <= plan.daily_video_s + 1e-6
+    assert get(sessions, job_id).status == "succeeded"
+
+
+def test_leases_run_on_the_database_clock_not_the_workers(sessions, monkeypatch):
+    """Workers on hosts whose clocks are an hour off either way: a live lease is never stolen,
+    an expired one is still reaped — expiry is computed by the database in each statement."""
+    real_time = time.time
+    with sessions() as session:
+        db_time = session.execute(select(db_now())).scalar_one()
+    assert abs(db_time - real_time()) < 5  # the database's clock reads as epoch seconds
+
+    _, job_id = new_job(sessions)
+    with sessions() as session:
+        monkeypatch.setattr(time, "time", lambda: real_time() - 3600)  # a worker running an hour behind
+        assert jobstore.claim(session, job_id, "slow-clock", LEASE_S) is not None
+        monkeypatch.setattr(time, "time", lambda: real_time() + 3600)  # a reaper running an hour ahead
+        assert jobstore.reap(session, max_attempts=3) == []
+        assert jobstore.claim(session, job_id, "fast-clock", LEASE_S) is None
+        assert jobstore.heartbeat(session, job_id, "slow-clock", LEASE_S, 0.5)
+    job = get(sessions, job_id)
+    assert abs(job.lease_expires_at - (real_time() + LEASE_S)) < 5 and abs(job.heartbeat_at - real_time()) < 5
+
+    monkeypatch.undo()  # (jobs get `created_at` from the API host's clock)
+    _, short_id = new_job(sessions)  # a lease of 0.3 s on the database's clock does expire
+    with sessions() as session:
+        assert jobstore.claim(session, short_id, "gone", 0.3) is not None
+        assert jobstore.reap(session, max_attempts=3) == []
+        time.sleep(0.5)
+        assert jobstore.reap(session, max_attempts=3) == [short_id]
+        assert jobstore.lost_queued(session, min_age_s=3600) == []
+        assert short_id in jobstore.lost_queued(session, min_age_s=0.0)

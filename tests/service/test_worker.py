@@ -169,6 +169,9 @@ def test_a_text_job_speaks_the_text_in_the_given_voice(service, runner, portrait
     assert 0.5 < result["duration_s"] < 3.0 and result["frames"] == round(result["duration_s"] * 25)
     assert service.storage.exists(result["video_key"])
     assert [r["outcome"] for r in audit_records(service.settings, user.id)] == ["succeeded"]
+    # reserved on an estimate (2.1 s), settled to the video it made
+    assert service.job(job_id).charged_s == pytest.approx(result["duration_s"], abs=1e-3)
+    assert service.used_s(user.id) == pytest.approx(result["duration_s"], abs=1e-3)
 
 
 def test_bad_input_fails_the_job_and_refunds(service, runner, noise_image, short_speech):
@@ -269,9 +272,11 @@ def test_webhook_is_signed_and_retried(tmp_path, noise_image, short_speech):
     runner = JobRunner(service.settings)
     runner.prepare()
     receiver = WebhookReceiver(failures=2)
+    runner.resolve_host = lambda host, port: ["127.0.0.1"] if host == "hooks.example.test" else []
     try:
         user = create_user(service)
-        job_id = submit_job_row(service, user, image=noise_image, audio=short_speech, webhook_url=receiver.url)
+        named = receiver.url.replace("127.0.0.1", "hooks.example.test")  # resolved by the runner's resolver
+        job_id = submit_job_row(service, user, image=noise_image, audio=short_speech, webhook_url=named)
         assert runner.run(job_id) == "failed"
         for thread in runner.webhook_threads:
             thread.join(timeout=30)
@@ -281,6 +286,7 @@ def test_webhook_is_signed_and_retried(tmp_path, noise_image, short_speech):
         service.close()
     assert len(receiver.received) == 3  # two 503s, then delivered
     headers, body = receiver.received[-1]
+    assert headers["Host"] == f"hooks.example.test:{receiver.server.server_port}"
     secret = webhooks.webhook_secret(service.settings, user.id)
     assert webhooks.verify(secret, body, headers[webhooks.SIGNATURE_HEADER])
     assert not webhooks.verify(webhooks.webhook_secret(service.settings, "someone else"), body,

@@ -6,6 +6,7 @@ Tenant isolation lives here, in one place: every read of jobs on behalf of a use
 
 from __future__ import annotations
 
+import hmac
 import re
 from collections.abc import Iterator
 from typing import Annotated
@@ -98,6 +99,33 @@ async def admin_user(user: CurrentUser) -> User:
 
 
 AdminUser = Annotated[User, Depends(admin_user)]
+
+
+async def metrics_reader(request: Request, credentials: BearerDep, services: ServicesDep) -> None:
+    """Let through the scrape token (`metrics_token`) or an admin's access token: the metrics
+    show every tenant's activity. 401 without a valid token, 403 for a non-admin user's.
+    /metrics skips the per-IP limit (scrapes must not be starved), so a refused credential is
+    charged to the caller's address here: guessing the token costs the guesser's bucket."""
+    expected = services.settings.metrics_token
+    if credentials is not None and expected and hmac.compare_digest(credentials.credentials.encode(),
+                                                                    expected.encode()):
+        return
+    try:
+        claims = decode_access_token(services.tokens, bearer_token(credentials), services.verified_tokens)
+        user = await run_in_threadpool(_load_user, services, claims)
+    except ApiError as exc:
+        client = request.client.host if request.client else "unknown"
+        wait = services.limiter.hit(f"ip:{client}", services.ip_limit)
+        if wait > 0:
+            services.metrics.rate_limited.labels("ip").inc()
+            raise ApiError(429, "rate_limited", "too many requests from this address; slow down",
+                           retry_after_header(wait)) from None
+        raise exc from None
+    if not plan_named(user.plan).admin:
+        raise ApiError(403, "forbidden", "/metrics needs the metrics scrape token or an admin account")
+
+
+MetricsReader = Depends(metrics_reader)
 
 
 class TenantScope:

@@ -9,7 +9,8 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
-from mouthpiece.service.api.deps import ServicesDep
+from mouthpiece.service.api.deps import MetricsReader, ServicesDep
+from mouthpiece.service.api.responses import errors
 from mouthpiece.service.queue import pending
 from mouthpiece.service.schemas import HealthOut, ReadyOut
 
@@ -46,9 +47,12 @@ def _ping_db(services) -> None:
         connection.execute(text("SELECT 1"))
 
 
-@router.get("/metrics", response_class=Response, responses={200: {
-    "description": "Prometheus text exposition", "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}})
+@router.get("/metrics", response_class=Response, dependencies=[MetricsReader], responses={200: {
+    "description": "Prometheus text exposition", "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}},
+    **errors(401, 403)})
 def metrics(services: ServicesDep) -> Response:
     """Prometheus metrics: requests by route and status, latency histograms, queue depth by
-    priority, jobs by status, job durations, failures by reason, quota and rate-limit refusals."""
+    priority, jobs by status, job durations, failures by reason, quota and rate-limit refusals.
+    Needs `Authorization: Bearer` with the metrics scrape token (`MOUTHPIECE_METRICS_TOKEN`) or
+    an admin's access token."""
     return Response(services.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -23,11 +23,13 @@ from mouthpiece.service.config import Settings
 from mouthpiece.service.users import create_user
 
 GENEROUS = dict(rate_per_user=10_000.0, rate_burst_user=10_000, rate_per_ip=10_000.0, rate_burst_ip=10_000)
+METRICS_TOKEN = "scrape-token-for-tests-0123456789"
+SCRAPER = {"Authorization": f"Bearer {METRICS_TOKEN}"}  # headers of a Prometheus scrape
 
 
 def make_settings(data_dir: Path, **overrides) -> Settings:
-    return replace(Settings(data_dir=data_dir, secret_key="api-test-secret-0123456789", **GENEROUS),
-                   **overrides)
+    return replace(Settings(data_dir=data_dir, secret_key="api-test-secret-0123456789",
+                            metrics_token=METRICS_TOKEN, **GENEROUS), **overrides)
 
 
 @dataclass

@@ -134,9 +134,12 @@ def test_serve_answers_logs_json_and_stops_on_sigterm(tmp_path):
 
 def test_serve_with_two_api_processes_shares_rate_limits_and_metrics(tmp_path):
     """`serve --api-workers 2`: two API processes on one port; the per-IP bucket (burst 6) is
-    one bucket for both, and /metrics adds up the requests of both."""
+    one bucket for both, and /metrics adds up the requests of both — on the API port with the
+    scrape token, and without one on the loopback-only metrics port."""
     data, log = tmp_path / "data", tmp_path / "serve.log"
-    process, url = _serve(data, log, workers=0, api_workers=2, rate_per_ip=0.01, rate_burst_ip=6)
+    metrics_port = free_port()
+    process, url = _serve(data, log, workers=0, api_workers=2, rate_per_ip=0.01, rate_burst_ip=6,
+                          metrics_token="scrape-0123456789", metrics_port=metrics_port)
     try:
         children = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
         api = [pid for pid in children if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")]
@@ -150,10 +153,12 @@ def test_serve_with_two_api_processes_shares_rate_limits_and_metrics(tmp_path):
         entries = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
         served_by = {e["pid"] for e in entries if e.get("path") == "/v1/jobs"}
         assert served_by == {int(pid) for pid in api}  # both processes took requests
-        text = httpx.get(url + "/metrics").text
-        counted = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                      if line.startswith("mouthpiece_http_requests_total{") and "/readyz" not in line)
-        assert counted == 30, text  # the requests of both processes
+        loopback = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+        text = httpx.get(url + "/metrics", headers={"Authorization": "Bearer scrape-0123456789"}).text
+        for scraped in (text, loopback):
+            counted = sum(float(line.rsplit(" ", 1)[1]) for line in scraped.splitlines()
+                          if line.startswith("mouthpiece_http_requests_total{") and "/readyz" not in line)
+            assert counted == 30, scraped  # the requests of both processes
     finally:
         _stop(process, log)
 
@@ -162,6 +167,14 @@ def test_serve_with_two_api_processes_shares_rate_limits_and_metrics(tmp_path):
 def test_serve_refuses_a_bad_api_worker_count(capsys, value):
     assert main(["serve", "--api-workers", value]) == 2
     assert "--api-workers" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args", [["--metrics-port", "0"], ["--metrics-port", "70000"],
+                                  ["--port", "8123", "--metrics-port", "8123"]])
+def test_serve_refuses_a_bad_metrics_port(capsys, args):
+    assert main(["serve", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "--metrics-port" in err
 
 
 @pytest.mark.slow

@@ -421,6 +421,17 @@ def test_webhooks_into_private_networks_are_refused(client, user_headers, servic
     assert _job_count(services) == 0
 
 
+@pytest.mark.parametrize("answer, status", [(["127.0.0.1"], 422), (["93.184.216.34", "10.1.2.3"], 422),
+                                            (["93.184.216.34"], 202)])
+def test_webhook_host_names_are_vetted_by_what_they_resolve_to(client, user_headers, services, portrait_path,
+                                                               espeak_speech, answer, status):
+    services.resolve_host = lambda host, port: answer if host == "hooks.example.test" else []  # no real DNS
+    response = _submit(client, user_headers, portrait_path, espeak_speech,
+                       data={"webhook_url": "https://hooks.example.test/hook"})
+    assert response.status_code == status, response.text
+    assert _job_count(services) == (1 if status == 202 else 0)
+
+
 def test_public_webhook_is_kept_with_the_job(client, user_headers, services, portrait_path, espeak_speech):
     url = "https://93.184.216.34/hooks/mouthpiece"  # a literal public address: no DNS needed
     response = _submit(client, user_headers, portrait_path, espeak_speech, data={"webhook_url": url})

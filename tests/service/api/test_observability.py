@@ -14,7 +14,7 @@ from mouthpiece.service import jobstore, quotas
 from mouthpiece.service.db import QuotaUsage
 from mouthpiece.service.logs import JsonLogFormatter
 
-from .conftest import job_files
+from .conftest import SCRAPER, free_port, job_files
 
 
 def test_health_and_readiness(client):
@@ -56,7 +56,7 @@ def test_metrics_cover_requests_jobs_and_refusals(client, app, user, user_header
         session.commit()
     third = client.post("/v1/jobs", headers=user_headers, files=files)
     assert third.status_code == 429
-    metrics = client.get("/metrics")
+    metrics = client.get("/metrics", headers=SCRAPER)
     assert metrics.headers["content-type"].startswith("text/plain")
     body = metrics.text
     assert _metric(body, 'mouthpiece_http_requests_total{method="POST",route="/v1/jobs",status="202"}') == 2
@@ -78,9 +78,73 @@ def test_queue_depth_by_priority(client, app, portrait_path, espeak_speech):
     for plan in ("basic", "premium", "premium"):
         headers = bearer(sign_in(client, new_account(app, plan)))
         assert client.post("/v1/jobs", headers=headers, files=files).status_code == 202
-    body = client.get("/metrics").text
+    body = client.get("/metrics", headers=SCRAPER).text
     assert _metric(body, 'mouthpiece_queue_depth{priority="0"}') == 1
     assert _metric(body, 'mouthpiece_queue_depth{priority="5"}') == 2
+
+
+def test_metrics_need_the_scrape_token_or_an_admin(client, app, settings, user_headers, admin_headers):
+    """Metrics show every tenant's activity: no token → 401, a user's token → 403, a wrong
+    scrape token → 401; the scrape token and an admin's access token read them."""
+    refused = {"none": client.get("/metrics"),
+               "wrong": client.get("/metrics", headers={"Authorization": "Bearer not-the-scrape-token"}),
+               "user": client.get("/metrics", headers=user_headers)}
+    assert {k: r.status_code for k, r in refused.items()} == {"none": 401, "wrong": 401, "user": 403}
+    for response in refused.values():
+        assert set(response.json()["error"]) == {"code", "message"}
+        assert "mouthpiece_" not in response.text
+    for headers in (SCRAPER, admin_headers):
+        scraped = client.get("/metrics", headers=headers)
+        assert scraped.status_code == 200 and "mouthpiece_jobs_table_up 1.0" in scraped.text
+
+
+def test_without_a_scrape_token_only_admins_read_metrics(tmp_path, portrait_path):
+    from fastapi.testclient import TestClient
+
+    from mouthpiece.service.app import create_app
+
+    from .conftest import bearer, make_settings, new_account, sign_in
+
+    app = create_app(make_settings(tmp_path / "data", metrics_token=None))
+    with TestClient(app) as client:
+        assert client.get("/metrics", headers={"Authorization": "Bearer "}).status_code == 401
+        assert client.get("/metrics", headers=SCRAPER).status_code == 401  # no token configured: none works
+        admin = bearer(sign_in(client, new_account(app, "admin")))
+        assert client.get("/metrics", headers=admin).status_code == 200
+
+
+def test_guessing_the_scrape_token_is_rate_limited_per_address(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from mouthpiece.service.app import create_app
+
+    from .conftest import make_settings
+
+    app = create_app(make_settings(tmp_path / "data", rate_per_ip=0.01, rate_burst_ip=3))
+    with TestClient(app) as client:
+        codes = [client.get("/metrics", headers={"Authorization": f"Bearer guess-{i}"}).status_code
+                 for i in range(5)]
+        assert codes == [401, 401, 401, 429, 429]
+        assert client.get("/metrics", headers=SCRAPER).status_code == 200  # the scraper is never starved
+
+
+def test_metrics_on_a_loopback_only_port_need_no_token(client, services):
+    import httpx
+
+    from mouthpiece.service.metrics import serve_loopback
+
+    port = free_port()
+    server, thread = serve_loopback(services.metrics.scraped, port)
+    try:
+        assert server.server_address[0] == "127.0.0.1"
+        client.get("/healthz")
+        body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    assert _metric(body, 'mouthpiece_http_requests_total{method="GET",route="/healthz",status="200"}') == 1
+    assert _metric(body, "mouthpiece_jobs_table_up") == 1
 
 
 def test_requests_carry_an_id_that_the_log_line_repeats(client, caplog):

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from mouthpiece.service.app import create_app
 from mouthpiece.service.ratelimit import Limit, MemoryRateLimiter, RedisRateLimiter
 
-from .conftest import GENEROUS, bearer, make_settings, new_account, sign_in
+from .conftest import GENEROUS, SCRAPER, bearer, make_settings, new_account, sign_in
 
 
 def test_memory_bucket_allows_burst_then_refills():
@@ -37,7 +37,7 @@ def test_per_user_limit_gives_429_with_retry_after(tmp_path):
         assert refused.status_code == 429 and refused.json()["error"]["code"] == "rate_limited"
         assert 1 <= int(refused.headers["retry-after"]) <= 10
         assert client.get("/v1/me", headers=other_headers).status_code == 200  # another user is unaffected
-        metrics = client.get("/metrics").text
+        metrics = client.get("/metrics", headers=SCRAPER).text
     assert 'mouthpiece_rate_limited_total{scope="user"} 1.0' in metrics
 
 
