@@ -190,10 +190,3 @@ def voiced_speech(world: World, levels_db: np.ndarray) -> np.ndarray:
     mask = np.zeros(len(world.f0), bool)
     mask[:n] = speech_mask(levels_db[:n]) & world.voiced[:n]
     return mask
-
-
-def cepstral_spread(world: World, levels_db: np.ndarray) -> np.ndarray:
-    """(64,) standard deviation of each mel-cepstral coefficient over voiced speech: how
-    far the speaker's formants move from their average (articulation range)."""
-    mask = voiced_speech(world, levels_db)
-    return mel_cepstra(world.sp[mask], world.rate).std(axis=0)

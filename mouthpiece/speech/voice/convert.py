@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
 from scipy.fft import idct
 
 from mouthpiece.speech.voice.analysis import (
@@ -22,7 +21,11 @@ from mouthpiece.speech.voice.analysis import (
 from mouthpiece.speech.voice.reference import ENVELOPE_HZ, VoiceProfile, envelope_on_grid
 
 MAX_EQ_NEPER = 2.3  # ±10 dB of power (measured: ±5 dB gave 0.72 mean similarity, ±10 dB 0.75)
-F0_RANGE_RATIO = (0.5, 2.0)
+F0_RANGE_RATIO = (0.5, 2.0)  # bounds of the measured style/source ratio, before the strength
+# The style clip's F0 range is measured on other words and some voices (flite, HTS) are far
+# flatter than natural speech: full transfer made piper monotone (ratio 0.5): move half-way
+# in log range, as for the speaking rate.
+F0_RANGE_TRANSFER_STRENGTH = 0.5
 LEVEL_RANGE_RATIO = (0.7, 1.4)
 RATE_RANGE = (0.8, 1.25)  # speaking-rate multiplier bounds
 # Rates measured on a 3–10 s clip of other words are noisy (±10 %), and full transfer cost
@@ -34,13 +37,11 @@ KEEP_UNVOICED = True
 UNVOICED_EQ = True
 AP_MATCH = True
 MAX_AP_SHIFT = 1.5  # natural log
-KNN_STRENGTH = 0.5
+KNN_STRENGTH = 0.3
 KNN_K = 4
-KNN_COEFFS = 24
-CEPSTRAL_SPREAD_STRENGTH = 1.0
-CEPSTRAL_SPREAD_COEFFS = 30
-CEPSTRAL_SPREAD_RATIO = (0.5, 2.0)
-MAX_SPREAD_NEPER = 2.3
+KNN_COEFFS = 24  # mel-cepstral coefficients 1…23: the envelope's shape, not its fine detail
+KNN_SMOOTH_FRAMES = 5  # 25 ms moving average of the pull, so it cannot jitter frame to frame
+MAX_KNN_NEPER = 2.3
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,6 @@ class ConversionPlan:
     gain_db: float
     level_range_ratio: float
     time_scale: float  # output duration / input duration
-    cepstral_gain: np.ndarray | None = None  # (64,) spread multiplier per mel-cepstral coefficient
     eq_unvoiced: np.ndarray | None = None  # (257,) like `eq`, for unvoiced frames
     ap_shift: np.ndarray | None = None  # (257,) log-aperiodicity change of voiced frames
     knn: np.ndarray | None = None  # (M, 64) the target's voiced cepstra to pull frames toward
@@ -117,13 +117,14 @@ def plan_conversion(
     range_ratio = 1.0
     gain, level_ratio, time_scale = 0.0, 1.0, 1.0
     if style is not None:
-        range_ratio = float(np.clip(style.logf0_std / max(src.logf0_std, 1e-3), *F0_RANGE_RATIO))
+        range_ratio = float(np.clip(style.logf0_std / max(src.logf0_std, 1e-3), *F0_RANGE_RATIO)
+                            ** F0_RANGE_TRANSFER_STRENGTH)
         gain = style.level_db - src.level_db
         level_ratio = float(np.clip(style.level_std_db / max(src.level_std_db, 1e-3),
                                     *LEVEL_RANGE_RATIO))
         if change_rate:
             time_scale = 1.0 / speaking_rate_ratio(style, src.syllables_per_s)
-    eq = eq_unvoiced = ap_shift = spread = None
+    eq = eq_unvoiced = ap_shift = None
     if target is not None:
         eq = _eq_curve(target.envelope, _warp_grid(source.envelope, warp))
         if UNVOICED_EQ:
@@ -131,15 +132,16 @@ def plan_conversion(
                                     _warp_grid(source.unvoiced_envelope, warp))
         if AP_MATCH:
             ap_shift = np.clip(target.aperiodicity - source.aperiodicity, -MAX_AP_SHIFT, MAX_AP_SHIFT)
-        spread = _spread_gain(source, target, warp)
     knn = target.voiced_cepstra if target is not None and KNN_STRENGTH else None
     return ConversionPlan(shift, range_ratio, warp if target else 1.0, eq, gain, level_ratio,
-                          time_scale, spread, eq_unvoiced, ap_shift, knn)
+                          time_scale, eq_unvoiced, ap_shift, knn)
 
 
 def _knn_envelope(sp: np.ndarray, source: Analysis, bank: np.ndarray) -> np.ndarray:
-    """Pull each voiced frame's mel-cepstral shape toward the mean of its KNN_K nearest
-    target frames (level kept)."""
+    """Pull each voiced frame's envelope shape (mel-cepstral coefficients 1…KNN_COEFFS-1)
+    KNN_STRENGTH of the way toward the mean of its KNN_K nearest target frames; the pull is
+    smoothed over KNN_SMOOTH_FRAMES so neighbouring frames, which may pick different
+    neighbours, do not jitter. Level and fine detail are kept."""
     mask = voiced_speech(source.world, source.levels_db)
     if mask.sum() < 10 or len(bank) < KNN_K:
         return sp
@@ -149,18 +151,15 @@ def _knn_envelope(sp: np.ndarray, source: Analysis, bank: np.ndarray) -> np.ndar
     query = cep[mask][:, k]  # (V, K)
     d2 = (query ** 2).sum(1)[:, None] - 2 * query @ bank[:, k].T + (bank[:, k] ** 2).sum(1)[None, :]
     nearest = np.argpartition(d2, KNN_K, axis=1)[:, :KNN_K]  # (V, KNN_K)
-    goal = bank[nearest].mean(axis=1)  # (V, 64)
     delta_c = np.zeros_like(cep)
-    delta_c[mask, 1:] = KNN_STRENGTH * (goal[:, 1:] - cep[mask, 1:])
-    delta = idct(delta_c, type=2, norm="ortho", axis=1)
+    delta_c[mask, k] = KNN_STRENGTH * (bank[nearest][:, :, k].mean(axis=1) - query)
+    kernel = np.ones(KNN_SMOOTH_FRAMES) / KNN_SMOOTH_FRAMES
+    delta_c = np.apply_along_axis(np.convolve, 0, delta_c, kernel, mode="same")
+    delta = idct(delta_c, type=2, norm="ortho", axis=1)  # (T, 64) on the mel points
     freqs = np.linspace(0.0, rate / 2, sp.shape[1])
-    cols = np.clip(np.interp(freqs, CEPSTRUM_HZ, np.arange(len(CEPSTRUM_HZ))), 0, len(CEPSTRUM_HZ) - 1)
-    lo = np.minimum(cols.astype(int), len(CEPSTRUM_HZ) - 2)
-    frac = cols - lo
-    delta = delta[:, lo] * (1 - frac) + delta[:, lo + 1] * frac
-    delta = np.clip(delta, -MAX_SPREAD_NEPER, MAX_SPREAD_NEPER) * _high_band_fade(freqs, rate)
-    weight = np.convolve(mask.astype(float), np.ones(5) / 5, mode="same")
-    return sp * np.exp(delta * weight[:, None])
+    delta = np.stack([np.interp(freqs, CEPSTRUM_HZ, row) for row in delta])  # (T, F)
+    delta = np.clip(delta, -MAX_KNN_NEPER, MAX_KNN_NEPER) * _high_band_fade(freqs, rate)
+    return sp * np.exp(delta)
 
 
 def _eq_curve(target: np.ndarray, source: np.ndarray) -> np.ndarray:
@@ -169,36 +168,6 @@ def _eq_curve(target: np.ndarray, source: np.ndarray) -> np.ndarray:
     diff = np.convolve(np.pad(diff, 4, mode="edge"), np.ones(9) / 9, mode="valid")
     diff -= np.average(diff, weights=_speech_band_weights())
     return np.clip(diff, -MAX_EQ_NEPER, MAX_EQ_NEPER)
-
-
-def _spread_gain(source: Analysis, target: VoiceProfile, warp: float) -> np.ndarray | None:
-    if not CEPSTRAL_SPREAD_STRENGTH:
-        return None
-    mask = voiced_speech(source.world, source.levels_db)
-    spread = mel_cepstra(warp_envelope(source.world.sp[mask], warp), source.world.rate).std(axis=0)
-    ratio = np.clip(target.cepstral_spread / np.maximum(spread, 1e-6), *CEPSTRAL_SPREAD_RATIO)
-    gain = np.ones_like(ratio)
-    k = slice(1, CEPSTRAL_SPREAD_COEFFS)
-    gain[k] = ratio[k] ** CEPSTRAL_SPREAD_STRENGTH
-    return gain
-
-
-def _spread_envelope(sp: np.ndarray, source: Analysis, gain: np.ndarray) -> np.ndarray:
-    """Scale each voiced frame's mel-cepstral deviation from the voiced mean by `gain`."""
-    mask = voiced_speech(source.world, source.levels_db)
-    if mask.sum() < 10:
-        return sp
-    rate = source.world.rate
-    cep = mel_cepstra(sp, rate)  # (T, 64)
-    delta = idct((cep - cep[mask].mean(axis=0)) * (gain - 1.0), type=2, norm="ortho", axis=1)
-    freqs = np.linspace(0.0, rate / 2, sp.shape[1])
-    cols = np.clip(np.interp(freqs, CEPSTRUM_HZ, np.arange(len(CEPSTRUM_HZ))), 0, len(CEPSTRUM_HZ) - 1)
-    lo = np.minimum(cols.astype(int), len(CEPSTRUM_HZ) - 2)
-    frac = cols - lo
-    delta = delta[:, lo] * (1 - frac) + delta[:, lo + 1] * frac  # (T, F) on linear bins
-    delta = np.clip(delta, -MAX_SPREAD_NEPER, MAX_SPREAD_NEPER) * _high_band_fade(freqs, rate)
-    weight = np.convolve(mask.astype(float), np.ones(5) / 5, mode="same")  # 25 ms ramps
-    return sp * np.exp(delta * weight[:, None])
 
 
 def _high_band_fade(freqs: np.ndarray, rate: int) -> np.ndarray:
@@ -250,8 +219,6 @@ def apply_conversion(source: Analysis, plan: ConversionPlan) -> np.ndarray:
         log_f0 = mean + plan.f0_shift_semitones / 12 + (log_f0 - mean) * plan.f0_range_ratio
         f0[voiced] = np.clip(2.0 ** log_f0, 50.0, 800.0)
     sp = warp_envelope(world.sp, plan.warp)
-    if plan.cepstral_gain is not None:
-        sp = _spread_envelope(sp, source, plan.cepstral_gain)
     freqs = np.linspace(0.0, world.rate / 2, sp.shape[1])
     fade = _high_band_fade(freqs, world.rate)
     voicing = np.convolve(voiced_speech(world, source.levels_db).astype(float), np.ones(5) / 5,

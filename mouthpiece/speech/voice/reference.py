@@ -12,10 +12,10 @@ import numpy as np
 
 from mouthpiece.media import load_audio, sha256_file
 from mouthpiece.speech.voice.analysis import (
-    FRAME_S, Prosody, cepstral_spread, frame_levels_db, mean_log_aperiodicity,
-    mean_log_envelope, mel_cepstra, prosody_of, speech_mask, voiced_speech, world_analyze,
+    FRAME_S, Prosody, frame_levels_db, mean_log_aperiodicity, mean_log_envelope, mel_cepstra,
+    prosody_of, speech_mask, voiced_speech, world_analyze,
 )
-from mouthpiece.speech.voice.embedding import cosine, embed
+from mouthpiece.speech.voice.embedding import cosine, embed_many
 from mouthpiece.types import SAMPLE_RATE, InputError
 
 log = logging.getLogger(__name__)
@@ -33,8 +33,7 @@ ENVELOPE_HZ = np.linspace(0.0, 8000.0, 257)  # common frequency grid of envelope
 @dataclass(frozen=True)
 class VoiceProfile:
     """What a reference clip says about its speaker. `embedding`: (256,) d-vector;
-    `envelope`: (257,) mean log power envelope on `ENVELOPE_HZ`; `cepstral_spread`: (64,) std
-    of its mel cepstra over voiced speech; `digest`: sha256 of the file."""
+    `envelope`: (257,) mean log power envelope on `ENVELOPE_HZ`; `digest`: sha256 of the file."""
 
     digest: str
     duration_s: float
@@ -43,7 +42,6 @@ class VoiceProfile:
     prosody: Prosody
     envelope: np.ndarray
     halves_cosine: float
-    cepstral_spread: np.ndarray
     unvoiced_envelope: np.ndarray  # (257,) like `envelope`, over unvoiced speech
     aperiodicity: np.ndarray  # (257,) mean log aperiodicity of voiced speech on ENVELOPE_HZ
     voiced_cepstra: np.ndarray  # (M, 64) mel cepstra of the voiced speech frames
@@ -88,14 +86,14 @@ def _analyze(path: str, digest: str, role: str) -> VoiceProfile:
     hop = int(SAMPLE_RATE * FRAME_S)
     speech = _speech_samples(samples, mask, hop)
     half = len(speech) // 2
-    halves = cosine(embed(speech[:half]), embed(speech[half:]))
+    first, second, whole = embed_many([speech[:half], speech[half:], speech])
+    halves = cosine(first, second)
     if halves < SAME_SPEAKER_MIN_COSINE:
         raise InputError(f"{role} {name} seems to hold more than one voice (its halves match "
                          f"only {halves:.2f}): give a clip of a single speaker")
     envelope = envelope_on_grid(mean_log_envelope(world, levels), SAMPLE_RATE)
     return VoiceProfile(
-        digest, audio.duration_s, speech_s, embed(speech), prosody, envelope, halves,
-        cepstral_spread(world, levels),
+        digest, audio.duration_s, speech_s, whole, prosody, envelope, halves,
         envelope_on_grid(mean_log_envelope(world, levels, voiced=False), SAMPLE_RATE),
         envelope_on_grid(mean_log_aperiodicity(world, levels), SAMPLE_RATE),
         mel_cepstra(world.sp[voiced_speech(world, levels)], SAMPLE_RATE))
