@@ -25,7 +25,11 @@ WAIT_S = 300  # worker start-up + one short clip, on two CPU cores shared with o
 @pytest.fixture(scope="module")
 def speech(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("speech") / "short.wav"
-    subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(path), "Hello there, my friend."], check=True)
+    # ~7 s of speech: rendering lasts long enough that a kill "mid-render" lands before the
+    # engine finishes (with a 1.5 s clip, a quiet machine finished between the poll and the kill)
+    text = ("Hello there, my friend. We are going to read a few short sentences together, "
+            "slowly and clearly, so that the video lasts a little while.")
+    subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(path), text], check=True)
     return path
 
 

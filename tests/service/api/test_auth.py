@@ -66,7 +66,7 @@ def test_api_key_is_stored_only_as_its_hash(client, user, services, settings):
     with services.sessions() as session:
         row = session.execute(select(ApiKey).where(ApiKey.user_id == user.user_id)).scalar_one()
     assert row.key_hash == hashlib.sha256(user.api_key.encode()).hexdigest()
-    secret_part = user.api_key.rsplit("_", 1)[1]
+    secret_part = user.api_key.split("_", 2)[2]  # mp_<prefix>_<secret>; the secret may hold "_"
     database = (settings.data_dir / "service.db").read_bytes()
     wal = settings.data_dir / "service.db-wal"
     stored = database + (wal.read_bytes() if wal.exists() else b"")
