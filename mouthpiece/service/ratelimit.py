@@ -59,6 +59,15 @@ class RateLimiter(Protocol):
         """Take one token from bucket `key`; 0.0 if allowed, else seconds until one is free."""
 
 
+def take_token(tokens: float, elapsed_s: float, limit: Limit) -> tuple[float, float]:
+    """One request against a bucket holding `tokens`, refilled for `elapsed_s`: (tokens left,
+    seconds to wait — 0 when a token was taken)."""
+    tokens = min(limit.burst, tokens + elapsed_s * limit.rate)
+    if tokens >= 1:
+        return tokens - 1, 0.0
+    return tokens, (1 - tokens) / limit.rate
+
+
 class MemoryRateLimiter:
     """Buckets in this process (embedded mode: one API process)."""
 
@@ -72,12 +81,7 @@ class MemoryRateLimiter:
         at = time.monotonic()
         with self._lock:
             tokens, last = self._buckets.get(key, (float(limit.burst), at))
-            tokens = min(limit.burst, tokens + (at - last) * limit.rate)
-            wait = 0.0
-            if tokens >= 1:
-                tokens -= 1
-            else:
-                wait = (1 - tokens) / limit.rate
+            tokens, wait = take_token(tokens, at - last, limit)
             self._buckets[key] = (tokens, at)
             if len(self._buckets) > self.MAX_BUCKETS:
                 self._forget_full(at, limit)
@@ -148,12 +152,7 @@ class SharedFileRateLimiter:
                     oldest, oldest_at = index, when
             if slot is None:
                 slot = free if free is not None else oldest
-            tokens = min(limit.burst, tokens + (at - last) * limit.rate)
-            wait = 0.0
-            if tokens >= 1:
-                tokens -= 1
-            else:
-                wait = (1 - tokens) / limit.rate
+            tokens, wait = take_token(tokens, at - last, limit)
             record.pack_into(self._map, slot * size, digest, tokens, at)
             return wait
 
