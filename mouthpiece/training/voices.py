@@ -22,19 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from mouthpiece.speech.g2p import TextChunk
-from mouthpiece.speech.g2p.phonesets import ipa_to_arpabet
-from mouthpiece.speech.phones import SILENCE, cover_timeline
 from mouthpiece.speech.tts.engines.base import EngineOutput, EngineRequest
 from mouthpiece.types import SAMPLE_RATE, InputError, PhonemeSegment
 
 ESPEAK_DEFAULT_WPM = 175
 PIPER_VOICE = "en_US-joe-medium"  # the one voice of the piper engine
 PIPER_NOISE_SEED = 0  # one fixed seed: the data depends only on the recipe's seed
-
-
-def ipa_phones(token: str) -> list[str]:
-    """ARPAbet phones for one IPA phone token of any espeak-ng language ([] = pause)."""
-    return ipa_to_arpabet(token)
 
 
 @dataclass(frozen=True)
@@ -69,24 +62,6 @@ def to_16k(samples: np.ndarray, rate: int) -> np.ndarray:
         return samples.astype(np.float32)
     ratio = Fraction(SAMPLE_RATE, rate)
     return resample_poly(samples, ratio.numerator, ratio.denominator).astype(np.float32)
-
-
-def segments_from_events(events: list[tuple[float, str]], end_s: float) -> list[PhonemeSegment]:
-    """(start seconds, IPA token or "" for a pause) events in time order → covering segments;
-    a token with several phones is split evenly."""
-    out = []
-    for i, (start, token) in enumerate(events):
-        end = events[i + 1][0] if i + 1 < len(events) else end_s
-        if end <= start:
-            continue
-        phones = ipa_phones(token)
-        if not phones:
-            out.append(PhonemeSegment(SILENCE, start, end))
-            continue
-        step = (end - start) / len(phones)
-        for k, phone in enumerate(phones):
-            out.append(PhonemeSegment(phone, start + k * step, start + (k + 1) * step))
-    return cover_timeline(out, end_s)
 
 
 def _utterance(out: EngineOutput, voice: Voice, text: str) -> Utterance:

@@ -7,9 +7,11 @@ import shutil
 import numpy as np
 import pytest
 
+from mouthpiece.speech.g2p.phonesets import ipa_to_arpabet as ipa_phones
+from mouthpiece.speech.tts.timeline import segments_from_ipa_spans
 from mouthpiece.training import augment
 from mouthpiece.training.data import DataRecipe, make_example
-from mouthpiece.training.voices import Voice, ipa_phones, segments_from_events, synthesize
+from mouthpiece.training.voices import Voice, synthesize
 from mouthpiece.types import MOUTH_CHANNELS, PhonemeSegment
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
@@ -27,7 +29,8 @@ def test_ipa_of_several_languages_maps_to_arpabet():
 
 
 def test_events_cover_the_timeline_and_split_multi_phone_tokens():
-    segs = segments_from_events([(0.0, ""), (0.1, "b"), (0.2, "ɛɹ"), (0.4, "")], 0.6)
+    # the engines' (token, start, end) sample spans, here at 1000 samples per second
+    segs = segments_from_ipa_spans([("", 0, 100), ("b", 100, 200), ("ɛɹ", 200, 400), ("", 400, 600)], 1000, 600)
     assert [s.phone for s in segs] == ["SIL", "B", "EH", "R", "SIL"]
     assert segs[0].start_s == 0 and segs[-1].end_s == 0.6
     assert segs[2].end_s == pytest.approx(0.3)
