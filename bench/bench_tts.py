@@ -26,12 +26,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mouthpiece.media import load_audio  # noqa: E402
+from mouthpiece.media import load_audio, resample  # noqa: E402
 from mouthpiece.speech import decoders  # noqa: E402
 from mouthpiece.speech.recognize import decode_words  # noqa: E402
 from mouthpiece.speech.reference_tts import write_wav  # noqa: E402
 from mouthpiece.speech.tts import synthesize  # noqa: E402
-from mouthpiece.speech.tts.synthesis import _resample  # noqa: E402
 from mouthpiece.types import Audio  # noqa: E402
 
 REFERENCE_TEXT = ("The rainbow is a division of white light into many beautiful colors. "
@@ -88,7 +87,7 @@ def make_references(folder: Path) -> dict[str, tuple[Path, Path]]:
 
 def recognize(samples: np.ndarray, rate: int) -> str:
     """pocketsphinx words (shipped LM), front end reset per utterance so order cannot matter."""
-    audio = Audio(_resample(samples, rate, 16_000), 16_000)
+    audio = Audio(resample(samples, rate, 16_000), 16_000)
     return " ".join(decode_words(decoders.padded_pcm(audio)))
 
 
@@ -129,7 +128,7 @@ def bench_voices(refs: dict[str, tuple[Path, Path]], sentences: list[str]) -> di
     base = {}  # sentence → (16 kHz samples, WER): the unadapted engine voice, same seed
     for k, sentence in enumerate(sentences):
         out = synthesize(sentence, seed=k)
-        audio = _resample(out.samples, out.sample_rate, 16_000)
+        audio = resample(out.samples, out.sample_rate, 16_000)
         base[sentence] = (audio, wer(sentence, recognize(out.samples, out.sample_rate)))
     for name, (ref, held_out) in refs.items():
         held = analyze_reference(held_out, "held-out clip").embedding
@@ -139,7 +138,7 @@ def bench_voices(refs: dict[str, tuple[Path, Path]], sentences: list[str]) -> di
             (cold if k == 0 else warm).append(adapted.report["rtf"])
             base_audio, base_wer = base[sentence]
             sims_b.append(cosine(embed(base_audio), held))
-            sims_a.append(cosine(embed(_resample(adapted.samples, adapted.sample_rate, 16_000)),
+            sims_a.append(cosine(embed(resample(adapted.samples, adapted.sample_rate, 16_000)),
                                  held))
             in_b.append(adapted.report["similarity"]["base"])
             in_a.append(adapted.report["similarity"]["adapted"])

@@ -9,6 +9,7 @@ import logging
 import math
 import os
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -228,3 +229,13 @@ def _too_long(path: Path, duration_s: float | None, max_s: float) -> InputError:
     return InputError(
         f"audio file '{path.name}' is {length} the {max_s:g} s limit; cut it into shorter parts"
     )
+
+
+def resample(samples: np.ndarray, rate: int, new_rate: int) -> np.ndarray:
+    """(N,) float32 samples at `rate` → float32 at `new_rate` (polyphase, exact ratio)."""
+    if rate == new_rate:
+        return np.asarray(samples, np.float32)
+    from scipy.signal import resample_poly
+
+    ratio = Fraction(new_rate, rate)
+    return resample_poly(samples, ratio.numerator, ratio.denominator).astype(np.float32)

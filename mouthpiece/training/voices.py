@@ -16,11 +16,11 @@ import functools
 import tempfile
 import wave
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
+from mouthpiece.media import resample
 from mouthpiece.speech.g2p import TextChunk
 from mouthpiece.speech.tts.engines.base import EngineOutput, EngineRequest
 from mouthpiece.types import SAMPLE_RATE, InputError, PhonemeSegment
@@ -55,18 +55,10 @@ class Utterance:
     text: str
 
 
-def to_16k(samples: np.ndarray, rate: int) -> np.ndarray:
-    from scipy.signal import resample_poly
-
-    if rate == SAMPLE_RATE:
-        return samples.astype(np.float32)
-    ratio = Fraction(SAMPLE_RATE, rate)
-    return resample_poly(samples, ratio.numerator, ratio.denominator).astype(np.float32)
-
-
 def _utterance(out: EngineOutput, voice: Voice, text: str) -> Utterance:
     """An engine's output at 16 kHz; its segments keep their times (seconds)."""
-    return Utterance(to_16k(out.samples, out.sample_rate), out.segments, voice.label, text)
+    samples = resample(out.samples, out.sample_rate, SAMPLE_RATE)
+    return Utterance(samples, out.segments, voice.label, text)
 
 
 # ---- espeak-ng ------------------------------------------------------------------------------
@@ -101,7 +93,8 @@ def synthesize_festival(text: str, voice: Voice) -> Utterance:
         with wave.open(str(wav_path), "rb") as wav:
             pcm = np.frombuffer(wav.readframes(wav.getnframes()), "<i2")
             rate = wav.getframerate()
-    return Utterance(to_16k(pcm.astype(np.float32) / 32768.0, rate), segments, voice.label, text)
+    samples = resample(pcm.astype(np.float32) / 32768.0, rate, SAMPLE_RATE)
+    return Utterance(samples, segments, voice.label, text)
 
 
 # ---- piper ----------------------------------------------------------------------------------

@@ -14,12 +14,11 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import resample_poly
 
+from mouthpiece.media import resample
 from mouthpiece.speech.g2p import (
     HAN, PhoneChunk, ReplacementDictionary, TextChunk, normalize_text,
 )
@@ -60,7 +59,7 @@ class Synthesis:
 
     def analysis_audio(self) -> Audio:
         """The speech at the 16 kHz analysis rate (what the other stages read)."""
-        return Audio(_resample(self.samples, self.sample_rate, SAMPLE_RATE), SAMPLE_RATE)
+        return Audio(resample(self.samples, self.sample_rate, SAMPLE_RATE), SAMPLE_RATE)
 
 
 def normalize_lang(lang: str) -> str:
@@ -70,13 +69,6 @@ def normalize_lang(lang: str) -> str:
         raise InputError(f"language {lang!r} is not a language code: use en, zh, or an "
                          "espeak-ng code such as de, fr, es")
     return code
-
-
-def _resample(samples: np.ndarray, rate: int, new_rate: int) -> np.ndarray:
-    if rate == new_rate:
-        return np.asarray(samples, np.float32)
-    ratio = Fraction(new_rate, rate)
-    return resample_poly(samples, ratio.numerator, ratio.denominator).astype(np.float32)
 
 
 def _dictionary(g2p_dict) -> ReplacementDictionary:
@@ -188,7 +180,7 @@ def synthesize(
                         for s in segments]
         timings["adapt_s"] = time.perf_counter() - t
 
-    samples = _resample(samples, rate, sample_rate)
+    samples = resample(samples, rate, sample_rate)
     duration = len(samples) / sample_rate
     segments = cover_timeline(segments, duration)
     compute = time.perf_counter() - started
@@ -255,6 +247,6 @@ def _align(samples: np.ndarray, rate: int, chunks: tuple, lang: str) -> list[Pho
     if lang != "en":
         raise InputError(f"cannot time phones of language {lang!r} without engine timings: "
                          "use --engine espeak")
-    audio = Audio(_resample(samples, rate, SAMPLE_RATE), SAMPLE_RATE)
+    audio = Audio(resample(samples, rate, SAMPLE_RATE), SAMPLE_RATE)
     transcript = " ".join(c.text for c in chunks if isinstance(c, TextChunk))
     return align_transcript(audio, transcript)

@@ -11,11 +11,10 @@ import dataclasses
 import logging
 import threading
 from dataclasses import dataclass, field
-from fractions import Fraction
 
 import numpy as np
-from scipy.signal import resample_poly
 
+from mouthpiece.media import resample
 from mouthpiece.speech.voice.analysis import Prosody
 from mouthpiece.speech.voice.convert import (
     ConversionPlan, analyze_source, apply_conversion, plan_conversion,
@@ -61,13 +60,6 @@ def acoustic_rate(phone_syllables_per_s: float) -> float:
     return phone_syllables_per_s * ACOUSTIC_RATE_BIAS
 
 
-def to_16k(samples: np.ndarray, rate: int) -> np.ndarray:
-    if rate == SAMPLE_RATE:
-        return np.asarray(samples, np.float32)
-    ratio = Fraction(SAMPLE_RATE, rate)
-    return resample_poly(samples, ratio.numerator, ratio.denominator).astype(np.float32)
-
-
 def _excerpt(samples: np.ndarray, rate: int) -> np.ndarray:
     n = int(SEARCH_EXCERPT_S * rate)
     if len(samples) <= n:
@@ -98,9 +90,9 @@ def choose_fit(samples: np.ndarray, rate: int, target: VoiceProfile, cache_key: 
     excerpt = analyze_source(_excerpt(samples, rate), rate)
 
     def scores(fits: list[VoiceFit]) -> dict[VoiceFit, float]:
-        clips = [to_16k(apply_conversion(excerpt, plan_conversion(
-            excerpt, target, None, fit.warp, change_rate=False, f0_offset=fit.f0_offset)), rate)
-            for fit in fits]
+        plans = [plan_conversion(excerpt, target, None, fit.warp, change_rate=False,
+                                 f0_offset=fit.f0_offset) for fit in fits]
+        clips = [resample(apply_conversion(excerpt, plan), rate, SAMPLE_RATE) for plan in plans]
         return {fit: cosine(e, target.embedding) for fit, e in zip(fits, embed_many(clips))}
 
     by_fit = scores([VoiceFit(alpha) for alpha in WARP_GRID])
@@ -151,6 +143,7 @@ def adapt(
     similarity = None
     if target is not None:
         base, adapted = (cosine(e, target.embedding)
-                         for e in embed_many([to_16k(samples, rate), to_16k(converted, rate)]))
+                         for e in embed_many([resample(samples, rate, SAMPLE_RATE),
+                                              resample(converted, rate, SAMPLE_RATE)]))
         similarity = {"base": round(base, 4), "adapted": round(adapted, 4)}
     return Adaptation(converted, time_scale, plan, similarity)
