@@ -19,7 +19,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mouthpiece.service.errors import ApiError
 from mouthpiece.service.logs import request_id_var
-from mouthpiece.service.ratelimit import retry_after_header
 from mouthpiece.service.services import Services
 
 log = logging.getLogger("mouthpiece.service.access")
@@ -114,14 +113,11 @@ class GuardMiddleware:
         services = self.services
         client = (scope.get("client") or ("unknown",))[0]
         try:
-            wait = services.limiter.hit(f"ip:{client}", services.ip_limit)
-        except ApiError as exc:
-            await self._refuse(send, exc.status, exc.code, exc.message, exc.headers)
-            return
-        if wait > 0:
-            services.metrics.rate_limited.labels("ip").inc()
-            await self._refuse(send, 429, "rate_limited", "too many requests from this address; "
-                               "slow down", retry_after_header(wait))
+            refusal = services.throttle("ip", client)
+        except ApiError as exc:  # the shared limiter's store is unreachable (503)
+            refusal = exc
+        if refusal is not None:
+            await self._refuse(send, refusal.status, refusal.code, refusal.message, refusal.headers)
             return
         upload = scope["method"] == "POST" and scope["path"].rstrip("/") == UPLOAD_PATH
         cap = services.settings.max_upload_bytes if upload else SMALL_BODY_BYTES

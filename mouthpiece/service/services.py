@@ -10,9 +10,10 @@ from sqlalchemy.orm import sessionmaker
 from mouthpiece.service.auth import TokenConfig, VerifiedTokens, signing_key
 from mouthpiece.service.config import Settings
 from mouthpiece.service.db import open_database
+from mouthpiece.service.errors import ApiError
 from mouthpiece.service.metrics import Metrics, metrics_dir
 from mouthpiece.service.queue import make_huey
-from mouthpiece.service.ratelimit import Limit, RateLimiter, make_rate_limiter
+from mouthpiece.service.ratelimit import Limit, RateLimiter, make_rate_limiter, retry_after_header
 from mouthpiece.service.storage import Storage, make_storage
 from mouthpiece.service.urls import UrlSigner
 from mouthpiece.service.webhooks import Resolver, system_resolver
@@ -36,6 +37,18 @@ class Services:
     # whose readers never wait for writers), false for a server database (network round trips).
     inline_reads: bool = False
     resolve_host: Resolver = system_resolver  # webhook host names → addresses (tests replace it)
+
+    def throttle(self, kind: str, who: str) -> ApiError | None:
+        """Take one request from the bucket of a user id (`kind` "user") or a client address
+        ("ip"): None when it may pass, else the 429 to answer (counted in the metrics)."""
+        limit = self.user_limit if kind == "user" else self.ip_limit
+        wait = self.limiter.hit(f"{kind}:{who}", limit)
+        if wait <= 0:
+            return None
+        self.metrics.rate_limited.labels(kind).inc()
+        message = "too many requests; slow down" if kind == "user" else \
+            "too many requests from this address; slow down"
+        return ApiError(429, "rate_limited", message, retry_after_header(wait))
 
 
 def build_services(settings: Settings) -> Services:

@@ -22,7 +22,6 @@ from mouthpiece.service.auth import AccessClaims, decode_access_token, unauthori
 from mouthpiece.service.db import Job, User
 from mouthpiece.service.errors import ApiError
 from mouthpiece.service.plans import Plan, plan_named
-from mouthpiece.service.ratelimit import retry_after_header
 from mouthpiece.service.services import Services
 
 JOB_ID_RE = re.compile(r"^[0-9a-f]{32}$")
@@ -59,10 +58,8 @@ async def access_claims(credentials: BearerDep, services: ServicesDep) -> Access
     connection as its own queries, that the key, sign-in and account are still valid
     (`user_for_access`)."""
     claims = decode_access_token(services.tokens, bearer_token(credentials), services.verified_tokens)
-    wait = services.limiter.hit(f"user:{claims.user_id}", services.user_limit)
-    if wait > 0:
-        services.metrics.rate_limited.labels("user").inc()
-        raise ApiError(429, "rate_limited", "too many requests; slow down", retry_after_header(wait))
+    if (refusal := services.throttle("user", claims.user_id)) is not None:
+        raise refusal
     return claims
 
 
@@ -115,12 +112,7 @@ async def metrics_reader(request: Request, credentials: BearerDep, services: Ser
         user = await run_in_threadpool(_load_user, services, claims)
     except ApiError as exc:
         client = request.client.host if request.client else "unknown"
-        wait = services.limiter.hit(f"ip:{client}", services.ip_limit)
-        if wait > 0:
-            services.metrics.rate_limited.labels("ip").inc()
-            raise ApiError(429, "rate_limited", "too many requests from this address; slow down",
-                           retry_after_header(wait)) from None
-        raise exc from None
+        raise services.throttle("ip", client) or exc from None
     if not plan_named(user.plan).admin:
         raise ApiError(403, "forbidden", "/metrics needs the metrics scrape token or an admin account")
 
