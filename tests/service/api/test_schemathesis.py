@@ -37,7 +37,11 @@ def api(tmp_path):
 
 def _run(schema, token: str, mode: GenerationMode, examples: int) -> None:
     @given(case=schema.as_strategy(generation_mode=mode))
-    @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    # derandomize: a fixed example sequence. With random ones, schemathesis' negative mode now
+    # and then fails to generate at all ("Unsupported type: 'Binary'" while mutating the
+    # multipart upload body — its own error, before any request), which made CI flaky.
+    @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
     def one(case) -> None:
         case.call_and_validate(headers={"Authorization": f"Bearer {token}"}, checks=CHECKS)
 
