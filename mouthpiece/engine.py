@@ -253,8 +253,9 @@ def _generate(image_path, audio_path, out_path, params: GenerationParams, *, mot
                             part, {c: v[f0:f1] for c, v in predicted.items()},
                             dynamic_scale=params.dynamic_scale)
                     track.values[f0:f1] = part.values
-                for k in range(f0, f1):
-                    writer.write(renderer.render(track.values[k]))
+                for k in range(f0, f1):  # composited and converted on the encoder's thread
+                    writer.write_deferred(renderer.render_crop(track.values[k]),
+                                          renderer.finish_i420)
                     if k % 10 == 0:
                         report("render", k / n_frames)
     report("render", 1.0)

@@ -3,8 +3,9 @@ re-encoded as AAC, trimmed or padded to the video's duration, in a fast-start MP
 
 Frames are converted to I420 in `write()` and encoded on a background thread fed by a small
 bounded queue, so the caller's rendering overlaps with x264 (PyAV releases the GIL while
-encoding and muxing). The file is written
-under a temporary name in the target folder and renamed only once it is complete."""
+encoding and muxing); `write_deferred` leaves the conversion to that thread too while it keeps
+up. The file is written under a temporary name in the target folder and renamed only once it
+is complete."""
 
 from __future__ import annotations
 
@@ -59,12 +60,26 @@ AUDIO_BITRATE_PER_CHANNEL = 96_000  # bits/s
 AUDIO_FRAME_SAMPLES = 1024  # AAC-LC frame size
 
 QUEUE_BYTES = 32 * 2**20  # bound on frames waiting for the encoder thread
+# `write_deferred` converts on the caller's thread once this many frames wait for the encoder
+# (it is the slower side then); below, the encoder thread converts, having time to spare.
+DEFER_BELOW = 2
 _STOP, _ABORT = object(), object()
 
 
 def expected_frames(duration_s: float, fps: int) -> int:
     """Frame count of a video of `duration_s` seconds at `fps` (the one rounding rule)."""
     return int(round(duration_s * fps))
+
+
+def i420_planes(yuv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Views (Y (h, w), U (h/2, w/2), V (h/2, w/2)) of an (h * 3/2, w) I420 array, as
+    `cv2.COLOR_RGB2YUV_I420` lays it out (planes packed one after the other)."""
+    rows, w = yuv.shape
+    h = rows * 2 // 3
+    flat = yuv.reshape(-1)
+    n_y, n_c = h * w, (h // 2) * (w // 2)
+    return (flat[:n_y].reshape(h, w), flat[n_y:n_y + n_c].reshape(h // 2, w // 2),
+            flat[n_y + n_c:n_y + 2 * n_c].reshape(h // 2, w // 2))
 
 
 def x264_options(crf: int = DEFAULT_CRF, preset: str = DEFAULT_PRESET) -> dict[str, str]:
@@ -166,15 +181,40 @@ class VideoWriter:
                 f"frame must be a ({height}, {width}, 3) uint8 RGB array, got "
                 f"{getattr(frame, 'shape', type(frame))} {getattr(frame, 'dtype', '')}"
             )
+        index = self._count_frame()
+        # Converting here doubles as the copy that frees the caller's buffer; (h * 3/2, w) I420
+        yuv = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2YUV_I420)
+        self._put((index, yuv, None))
+
+    def write_deferred(self, data, to_i420) -> None:
+        """Queue one frame as `data` and a function making its (h * 3/2, w) uint8 I420 array
+        (e.g. compositing and conversion); the encoder thread calls it while it keeps up,
+        otherwise it is called here. `data` must not be changed after this call."""
+        if self._thread is None or self._closed:
+            raise RuntimeError("VideoWriter is not open")
+        index = self._count_frame()
+        if self._queue.qsize() >= DEFER_BELOW:
+            self._put((index, self._checked_i420(to_i420(data)), None))
+        else:
+            self._put((index, data, to_i420))
+
+    def _count_frame(self) -> int:
+        """Index of the next frame (counted as written); raises past the expected count."""
         if self.frames_written >= self.n_frames:
             raise ValueError(
                 f"too many frames: {self.n_frames} expected for {self.duration_s:g} s "
                 f"at {self.fps} fps"
             )
-        # Converting here doubles as the copy that frees the caller's buffer; (h * 3/2, w) I420
-        yuv = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2YUV_I420)
-        self._put((self.frames_written, yuv))
         self.frames_written += 1
+        return self.frames_written - 1
+
+    def _checked_i420(self, yuv) -> np.ndarray:
+        width, height = self.size
+        if (not isinstance(yuv, np.ndarray) or yuv.dtype != np.uint8
+                or yuv.shape != (height * 3 // 2, width)):
+            raise ValueError(f"an I420 frame must be a ({height * 3 // 2}, {width}) uint8 array, "
+                             f"got {getattr(yuv, 'shape', type(yuv))} {getattr(yuv, 'dtype', '')}")
+        return yuv
 
     def close(self) -> None:
         """Finish the file and move it to `path`. Raises (leaving nothing) if the frame count
@@ -255,8 +295,8 @@ class VideoWriter:
                     return
                 if item is _STOP:
                     break
-                index, yuv = item
-                frame = self._wrap(yuv)
+                index, data, to_i420 = item
+                frame = self._wrap(data if to_i420 is None else self._checked_i420(to_i420(data)))
                 frame.pts, frame.time_base = index, time_base
                 self._container.mux(self._video.encode(frame))
                 if self._audio is not None:

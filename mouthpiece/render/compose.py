@@ -3,7 +3,8 @@
 The photo is resampled once with exactly the pixel mapping the face stage used to make the
 crop (`cv2.resize` pixel-centre convention, crop box origin on a whole output pixel), so the
 crop's pixels fall on the photo's. The crop border never moves (the head mask is 0 there), so
-the feathered blend of the border band is computed once; each frame only copies the inside.
+the feathered blend of the border band is computed once; each frame only copies the inside
+(and, for the encoder, converts only the inside to I420: the rest was converted once).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import cv2
 import numpy as np
 
+from mouthpiece.media.writer import i420_planes
 from mouthpiece.types import FaceRig
 
 log = logging.getLogger(__name__)
@@ -72,6 +74,7 @@ class FrameCompositor:
         self._alpha = (t * t * (3 - 2 * t))[..., None].astype(np.float32)  # (ph, pw, 1)
         self._inner = (band, ph - band, band, pw - band)  # pasted every frame
         self._static = self._blend(self._scaled_crop(rig.crop_image))
+        self._static_i420 = cv2.cvtColor(self._static, cv2.COLOR_RGB2YUV_I420)
 
     @staticmethod
     def _resample(image, sx, sy, tx, ty, size) -> np.ndarray:
@@ -104,16 +107,46 @@ class FrameCompositor:
         out[dy0:dy1, dx0:dx1] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
         return out
 
+    def _inside(self) -> tuple[int, int, int, int] | None:
+        """(y0, y1, x0, x1): the part of the crop pasted every frame, clipped to the frame,
+        in crop px; None when nothing of it is inside."""
+        iy0, iy1, ix0, ix1 = self._inner
+        ox, oy = self.origin
+        ow, oh = self.output_size
+        y0, y1 = max(iy0, -oy), min(iy1, oh - oy)
+        x0, x1 = max(ix0, -ox), min(ix1, ow - ox)
+        return (y0, y1, x0, x1) if y1 > y0 and x1 > x0 else None
+
     def compose(self, crop_frame: np.ndarray) -> np.ndarray:
         """Full (out_h, out_w, 3) frame with the animated crop pasted in."""
         pasted = self._scaled_crop(crop_frame)
         out = self._static.copy()
-        iy0, iy1, ix0, ix1 = self._inner
-        ox, oy = self.origin
-        oh, ow = out.shape[:2]
-        # The inside of the crop, clipped to the frame.
-        y0, y1 = max(iy0, -oy), min(iy1, oh - oy)
-        x0, x1 = max(ix0, -ox), min(ix1, ow - ox)
-        if y1 > y0 and x1 > x0:
+        inside = self._inside()
+        if inside is not None:
+            y0, y1, x0, x1 = inside
+            ox, oy = self.origin
             out[oy + y0:oy + y1, ox + x0:ox + x1] = pasted[y0:y1, x0:x1]
+        return out
+
+    def compose_i420(self, crop_frame: np.ndarray) -> np.ndarray:
+        """`compose` as (out_h * 3/2, out_w) I420 (`cv2.COLOR_RGB2YUV_I420`), the same bytes
+        as converting the full frame: only the even-aligned box around the pasted inside is
+        converted (chroma covers 2×2 pixel blocks), the rest is the static frame's."""
+        out = self._static_i420.copy()
+        inside = self._inside()
+        if inside is None:
+            return out
+        pasted = self._scaled_crop(crop_frame)
+        y0, y1, x0, x1 = inside
+        ox, oy = self.origin
+        ow, oh = self.output_size
+        by0, bx0 = (oy + y0) // 2 * 2, (ox + x0) // 2 * 2  # the box, output px, even corners
+        by1, bx1 = min(-(-(oy + y1) // 2) * 2, oh), min(-(-(ox + x1) // 2) * 2, ow)
+        box = self._static[by0:by1, bx0:bx1].copy()
+        box[oy + y0 - by0:oy + y1 - by0, ox + x0 - bx0:ox + x1 - bx0] = pasted[y0:y1, x0:x1]
+        y_box, u_box, v_box = i420_planes(cv2.cvtColor(box, cv2.COLOR_RGB2YUV_I420))
+        y_out, u_out, v_out = i420_planes(out)
+        y_out[by0:by1, bx0:bx1] = y_box
+        u_out[by0 // 2:by1 // 2, bx0 // 2:bx1 // 2] = u_box
+        v_out[by0 // 2:by1 // 2, bx0 // 2:bx1 // 2] = v_box
         return out

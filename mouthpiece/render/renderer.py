@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from mouthpiece.render.compose import FrameCompositor
@@ -52,6 +53,15 @@ class Renderer:
             return self.compositor.compose(frame)
         h, w = frame.shape[:2]
         return frame[: h - h % 2, : w - w % 2]
+
+    def finish_i420(self, crop_frame: np.ndarray) -> np.ndarray:
+        """The output frame of an animated crop (from `render_crop`) as (h * 3/2, w) I420,
+        what `VideoWriter.write_deferred` encodes: `render` then RGB→I420, done cheaper."""
+        if self.compositor is not None:
+            return self.compositor.compose_i420(crop_frame)
+        h, w = crop_frame.shape[:2]
+        return cv2.cvtColor(np.ascontiguousarray(crop_frame[: h - h % 2, : w - w % 2]),
+                            cv2.COLOR_RGB2YUV_I420)
 
     def render_crop(self, values: np.ndarray) -> np.ndarray:
         """The animated crop, (h, w, 3) uint8 RGB, at the rig's working resolution."""

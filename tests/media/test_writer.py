@@ -3,6 +3,8 @@ sync, faithful pixels, and nothing left behind when anything goes wrong."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import cv2
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ import skimage.data
 from mouthpiece.media import (
     VideoWriter, expected_frames, load_audio, probe_video, read_video_frames,
 )
+from mouthpiece.media import writer as writer_module
 from mouthpiece.types import InputError
 from tests.media.conftest import write_wav
 
@@ -226,3 +229,29 @@ def test_flash_and_click_stay_together(tmp_path, fps):
     audio = load_audio(tmp_path / "sync.mp4").samples
     onset_s = np.argmax(np.abs(audio) > 0.3) / 16000
     assert onset_s == pytest.approx(1.0, abs=0.003)
+
+
+@pytest.mark.parametrize("defer_below", [0, 2, 1000])  # caller converts / either / encoder
+def test_deferred_frames_match_written_ones(tmp_path, monkeypatch, defer_below):
+    """write_deferred (converted on whichever thread is free) encodes what write encodes, in
+    order."""
+    frames = list(_frames(30))
+    with VideoWriter(tmp_path / "a.mp4", 10, SIZE, None, 3.0) as writer:
+        for frame in frames:
+            writer.write(frame)
+    monkeypatch.setattr(writer_module, "DEFER_BELOW", defer_below)
+    to_i420 = partial(cv2.cvtColor, code=cv2.COLOR_RGB2YUV_I420)
+    with VideoWriter(tmp_path / "b.mp4", 10, SIZE, None, 3.0) as writer:
+        for frame in frames:
+            writer.write_deferred(frame.copy(), to_i420)
+    a = np.stack(list(read_video_frames(tmp_path / "a.mp4")))
+    b = np.stack(list(read_video_frames(tmp_path / "b.mp4")))
+    assert np.array_equal(a, b)
+
+
+def test_deferred_frame_of_the_wrong_shape_fails_and_leaves_nothing(tmp_path):
+    with pytest.raises((ValueError, RuntimeError), match=r"I420 frame must be a \(72, 64\)"):
+        with VideoWriter(tmp_path / "bad.mp4", 10, SIZE, None, 1.0) as writer:
+            for frame in _frames(10):
+                writer.write_deferred(frame, lambda rgb: np.zeros((10, 10), np.uint8))
+    assert list(tmp_path.iterdir()) == []

@@ -178,3 +178,14 @@ def test_full_frame_identity(astronaut_rig):
     assert np.array_equal(frame[:max(oy, 0)], photo[:max(oy, 0)])
     box = (slice(max(oy, 0), oy + ph), slice(max(ox, 0), ox + pw))
     assert ssim(frame[box], photo[box]) >= 0.99
+
+
+@pytest.mark.parametrize("full_frame", [True, False])
+@pytest.mark.parametrize("rig_name", ["grace_rig", "astronaut_rig"])
+def test_finish_i420_is_render_converted(request, rig_name, full_frame):
+    """The encoder's path (only the pasted inside converted, the rest converted once) gives
+    the very bytes of converting the whole rendered frame."""
+    renderer = Renderer(request.getfixturevalue(rig_name), full_frame=full_frame)
+    for frame_values in (values(), values(jaw_open=0.8, head_yaw=3, head_pitch=-2, blink_r=1)):
+        whole = cv2.cvtColor(renderer.render(frame_values), cv2.COLOR_RGB2YUV_I420)
+        assert np.array_equal(renderer.finish_i420(renderer.render_crop(frame_values)), whole)
