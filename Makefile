@@ -41,6 +41,7 @@ $(STAMP): pyproject.toml scripts/install_face_models.py
 	$(PIP) install torch==2.13.0
 	$(PIP) install -e '.[dev,tts,train,service,fl]'
 	$(BIN)/python scripts/install_face_models.py
+	$(BIN)/python -c 'from mouthpiece.speech.decoders import word_dictionary; word_dictionary()'
 	touch $(STAMP)
 
 samples: samples/portrait.jpg samples/speech.wav

