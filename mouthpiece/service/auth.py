@@ -6,7 +6,10 @@
   `plan`, `jti`, `iat`, `exp`, plus `kid` (API key id) and `fam` (refresh family) so that
   revoking the key or the family ends the token's life at once.
 - Refresh token: random, stored hashed, single use: each use marks it used and issues the
-  next one in the same family; presenting a used one again revokes the whole family.
+  next one in the same family; presenting a used one again revokes the whole family — except
+  within `REFRESH_RETRY_GRACE_S` of its use while no later token of the family has been
+  spent: that is a client that lost the response (a page reloaded mid-refresh), answered with
+  another pair of the same family.
 """
 
 from __future__ import annotations
@@ -33,6 +36,10 @@ JWT_ALGORITHMS = ["HS256"]  # the only algorithm accepted when decoding ("none" 
 MAX_ACCESS_TTL_S = 900
 API_KEY_RE = re.compile(r"^mp_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 REFRESH_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+# A used refresh token presented again this soon, before its successor was spent, is a retry
+# (the web page renews shortly before expiry; a reload during that request lost the answer
+# and sent the token it still had). Later, or after the successor was spent, it is a replay.
+REFRESH_RETRY_GRACE_S = 10.0
 _BEARER = {"WWW-Authenticate": "Bearer"}
 
 
@@ -133,9 +140,11 @@ def rotate_refresh_token(session: Session, config: TokenConfig, token: str) -> T
         .where(RefreshToken.id == row.id, RefreshToken.used_at.is_(None), RefreshToken.revoked_at.is_(None))
         .values(used_at=now()))
     if spent.rowcount != 1:
-        revoke_family(session, row.family_id)
-        raise unauthorized("refresh token already used: every token of this sign-in is now revoked; "
-                           "sign in again with your API key")
+        session.refresh(row)  # its use may have been committed after the select above
+        if not _retry_of_a_lost_answer(session, row):
+            revoke_family(session, row.family_id)
+            raise unauthorized("refresh token already used: every token of this sign-in is now "
+                               "revoked; sign in again with your API key")
     if row.expires_at <= now():
         raise unauthorized("refresh token expired; sign in again with your API key")
     key = session.get(ApiKey, row.api_key_id)
@@ -143,6 +152,19 @@ def rotate_refresh_token(session: Session, config: TokenConfig, token: str) -> T
     if key is None or key.revoked_at is not None or user is None or user.disabled_at is not None:
         raise unauthorized("the API key of this sign-in has been revoked")
     return issue_tokens(session, config, user, key.id, row.family_id)
+
+
+def _retry_of_a_lost_answer(session: Session, row: RefreshToken) -> bool:
+    """Whether a used refresh token is presented again by the client that used it, which lost
+    the answer: within REFRESH_RETRY_GRACE_S of its use, not revoked, and no token of its family
+    spent after it (a thief's replay once the owner has moved on revokes the family)."""
+    if row.revoked_at is not None or row.used_at is None:
+        return False
+    if now() - row.used_at > REFRESH_RETRY_GRACE_S:
+        return False
+    later = session.execute(select(RefreshToken.id).where(
+        RefreshToken.family_id == row.family_id, RefreshToken.used_at > row.used_at).limit(1))
+    return later.first() is None
 
 
 def revoke_family(session: Session, family_id: str) -> None:

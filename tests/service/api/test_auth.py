@@ -12,7 +12,7 @@ import jwt
 import pytest
 from sqlalchemy import select, update
 
-from mouthpiece.service.auth import signing_key
+from mouthpiece.service.auth import REFRESH_RETRY_GRACE_S, signing_key
 from mouthpiece.service.db import ApiKey, RefreshToken
 from mouthpiece.service.users import revoke_key
 
@@ -99,6 +99,28 @@ def test_refresh_rotates_and_reuse_revokes_the_chain(client, user):
         _assert_401(client.get("/v1/me", headers=bearer(tokens)))
     # a fresh sign-in with the API key still works and starts a new chain
     assert client.get("/v1/me", headers=bearer(sign_in(client, user))).status_code == 200
+
+
+def test_a_retry_after_a_lost_answer_gets_a_pair_a_late_replay_revokes(client, user, services):
+    """A page reloaded while its refresh request was in flight sends the token it still has:
+    within the grace period, before the successor is spent, that is a retry, not a theft."""
+    first = sign_in(client, user)
+    lost = client.post("/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert lost.status_code == 200  # the answer the reloading page never read
+    retry = client.post("/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert retry.status_code == 200, retry.text
+    retry = retry.json()
+    assert client.get("/v1/me", headers=bearer(retry)).status_code == 200
+    nxt = client.post("/v1/auth/refresh", json={"refresh_token": retry["refresh_token"]})
+    assert nxt.status_code == 200
+
+    # the same token once the grace period is over: a replay, the whole sign-in dies
+    with services.sessions() as session:
+        session.execute(update(RefreshToken).where(RefreshToken.used_at.is_not(None))
+                        .values(used_at=RefreshToken.used_at - REFRESH_RETRY_GRACE_S - 1))
+        session.commit()
+    _assert_401(client.post("/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}))
+    _assert_401(client.get("/v1/me", headers=bearer(nxt.json())))
 
 
 def test_refresh_tokens_are_stored_hashed(client, user, services):
