@@ -23,6 +23,7 @@ import pytest
 
 from mouthpiece.cli import main as cli_main
 from mouthpiece.service import jobstore, webhooks
+from mouthpiece.service import worker as worker_module
 from mouthpiece.service.db import Job
 from mouthpiece.service.queue import pending, take
 from mouthpiece.service.retention import DAY_S, purge_expired
@@ -367,3 +368,23 @@ def test_retention_purges_old_files_and_keeps_rows(service, portrait_path, short
     assert service.storage.list(job_prefix(user.id, recent)) == []
     assert cli_main(["admin", "cleanup", "--json", "--data-dir", str(service.settings.data_dir)]) == 0
     assert json.loads(capsys.readouterr().out)["purged"] == []  # nothing left to purge
+
+
+def _report_loaded_decoders(sender) -> None:
+    from mouthpiece.speech import decoders
+
+    sender.send([load.cache_info().currsize for load in (decoders.word_recognizer,
+                                                         decoders.word_aligner)])
+    sender.close()
+
+
+def test_engine_children_start_with_the_word_decoders_loaded():
+    """The fork server loads them once (CHILD_PRELOAD), so a job does not pay the ~0.3 s."""
+    context = worker_module._child_context()
+    reader, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_report_loaded_decoders, args=(sender,))
+    child.start()
+    sender.close()
+    assert reader.recv() == [1, 1]
+    child.join(timeout=30)
+    assert child.exitcode == 0
