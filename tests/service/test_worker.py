@@ -52,6 +52,18 @@ def long_speech(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def aborted_job_speech(tmp_path_factory) -> Path:
+    """About 20 s of real speech, for jobs stopped mid-way (timeout, cancel, shutdown): the
+    engine takes ~0.25 s per second of it, and a cancel is noticed at the next heartbeat
+    (≤ 1 s), so a 6 s clip could finish first."""
+    path = tmp_path_factory.mktemp("speech") / "aborted.wav"
+    text = ("Bob bought my big puppy a map. We met at the pool by the mall, and then we walked "
+            "home slowly along the river. ")
+    subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(path), text * 3], check=True)
+    return path
+
+
 @pytest.fixture
 def service(tmp_path):
     service = Service(make_settings(tmp_path / "data"))
@@ -185,10 +197,10 @@ def test_bad_input_fails_the_job_and_refunds(service, runner, noise_image, short
     assert not service.storage.exists(f"{job_prefix(user.id, job_id)}result.mp4")
 
 
-def test_timeout_really_stops_the_engine(service, runner, portrait_path, long_speech, caplog):
+def test_timeout_really_stops_the_engine(service, runner, portrait_path, aborted_job_speech, caplog):
     caplog.set_level(logging.INFO, logger="mouthpiece.service.worker")
     user = create_user(service)
-    job_id = submit_job_row(service, user, image=portrait_path, audio=long_speech, timeout_s=1.5, charged_s=6)
+    job_id = submit_job_row(service, user, image=portrait_path, audio=aborted_job_speech, timeout_s=1.5, charged_s=6)
     assert runner.run(job_id) == "failed"
     job = service.job(job_id)
     assert job.error_code == "timeout" and "1.5 s" in job.error_message
@@ -199,10 +211,10 @@ def test_timeout_really_stops_the_engine(service, runner, portrait_path, long_sp
     assert audit_records(service.settings, user.id) == []  # killed before it could finish
 
 
-def test_cancel_stops_a_running_job(service, runner, portrait_path, long_speech, caplog):
+def test_cancel_stops_a_running_job(service, runner, portrait_path, aborted_job_speech, caplog):
     caplog.set_level(logging.INFO, logger="mouthpiece.service.worker")
     user = create_user(service)
-    job_id = submit_job_row(service, user, image=portrait_path, audio=long_speech, charged_s=6)
+    job_id = submit_job_row(service, user, image=portrait_path, audio=aborted_job_speech, charged_s=6)
     thread, status = run_in_thread(runner, job_id)
     try:
         wait_until(lambda: service.job(job_id).progress > 0.04, ENGINE_WAIT_S, "the job to be under way")
@@ -219,10 +231,10 @@ def test_cancel_stops_a_running_job(service, runner, portrait_path, long_speech,
     assert not service.storage.exists(f"{job_prefix(user.id, job_id)}result.mp4")
 
 
-def test_shutdown_hands_a_running_job_back(service, runner, portrait_path, long_speech, caplog):
+def test_shutdown_hands_a_running_job_back(service, runner, portrait_path, aborted_job_speech, caplog):
     caplog.set_level(logging.INFO, logger="mouthpiece.service.worker")
     user = create_user(service)
-    job_id = submit_job_row(service, user, image=portrait_path, audio=long_speech, charged_s=6,
+    job_id = submit_job_row(service, user, image=portrait_path, audio=aborted_job_speech, charged_s=6,
                             enqueue_it=False)
     thread, status = run_in_thread(runner, job_id)
     try:
