@@ -143,6 +143,15 @@ def _png_with_bad_pixels(path: Path) -> Path:
     return path
 
 
+def _run_to_refunded_bad_input(service, runner, user, job_id: str) -> Job:
+    """Run the job: it must fail as bad_input with its charge refunded; returns its row."""
+    assert runner.run(job_id) == "failed"
+    job = service.job(job_id)
+    assert job.error_code == "bad_input", (job.error_code, job.error_message)
+    assert job.refunded and service.used_s(user.id) == 0.0
+    return job
+
+
 def test_uploads_are_decoded_in_the_engine_child_before_the_engine_runs(service, runner, tmp_path,
                                                                         short_speech):
     """Uploads stored as they came: the header check passes this PNG, the worker's decode refuses
@@ -155,10 +164,8 @@ def test_uploads_are_decoded_in_the_engine_child_before_the_engine_runs(service,
     user = create_user(service)
     job_id = submit_job_row(service, user, raw={"image": bad, "audio": short_speech,
                                                 "limits": {"audio_max_s": 60.0, "audio_s": 1.7}}, charged_s=1.8)
-    assert runner.run(job_id) == "failed"
-    job = service.job(job_id)
-    assert job.error_code == "bad_input" and "image" in job.error_message, job.error_message
-    assert job.refunded and service.used_s(user.id) == 0.0
+    job = _run_to_refunded_bad_input(service, runner, user, job_id)
+    assert "image" in job.error_message, job.error_message
     assert service.storage.list(job_prefix(user.id, job_id)) == []
 
 
@@ -166,10 +173,8 @@ def test_speech_longer_than_its_checked_header_fails_as_bad_input(service, runne
     user = create_user(service)
     job_id = submit_job_row(service, user, raw={"image": portrait_path, "audio": short_speech,
                                                 "limits": {"audio_max_s": 60.0, "audio_s": 0.5}}, charged_s=0.5)
-    assert runner.run(job_id) == "failed"
-    job = service.job(job_id)
-    assert job.error_code == "bad_input" and "header says" in job.error_message, job.error_message
-    assert job.refunded and service.used_s(user.id) == 0.0
+    job = _run_to_refunded_bad_input(service, runner, user, job_id)
+    assert "header says" in job.error_message, job.error_message
 
 
 @pytest.mark.slow
@@ -190,10 +195,8 @@ def test_a_text_job_speaks_the_text_in_the_given_voice(service, runner, portrait
 def test_bad_input_fails_the_job_and_refunds(service, runner, noise_image, short_speech):
     user = create_user(service)
     job_id = submit_job_row(service, user, image=noise_image, audio=short_speech, charged_s=1.8)
-    assert runner.run(job_id) == "failed"
-    job = service.job(job_id)
-    assert job.error_code == "bad_input" and "face" in job.error_message.lower()
-    assert job.refunded and service.used_s(user.id) == 0.0
+    job = _run_to_refunded_bad_input(service, runner, user, job_id)
+    assert "face" in job.error_message.lower()
     assert not service.storage.exists(f"{job_prefix(user.id, job_id)}result.mp4")
 
 
