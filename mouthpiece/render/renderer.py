@@ -16,6 +16,12 @@ _HEAD = np.array([CHANNEL_NAMES.index(c) for c in HEAD_CHANNELS])
 _BLINK = (CHANNEL_NAMES.index("blink_r"), CHANNEL_NAMES.index("blink_l"))  # EyelidPainter order
 
 
+def _even(frame: np.ndarray) -> np.ndarray:
+    """The frame cut to even width and height (what H.264 in 4:2:0 takes)."""
+    h, w = frame.shape[:2]
+    return frame[: h - h % 2, : w - w % 2]
+
+
 class Renderer:
     """Animates the crop of `rig` and, with `full_frame`, composites it into the photo.
 
@@ -51,17 +57,14 @@ class Renderer:
         frame = self.render_crop(values)
         if self.compositor is not None:
             return self.compositor.compose(frame)
-        h, w = frame.shape[:2]
-        return frame[: h - h % 2, : w - w % 2]
+        return _even(frame)
 
     def finish_i420(self, crop_frame: np.ndarray) -> np.ndarray:
         """The output frame of an animated crop (from `render_crop`) as (h * 3/2, w) I420,
         what `VideoWriter.write_deferred` encodes: `render` then RGB→I420, done cheaper."""
         if self.compositor is not None:
             return self.compositor.compose_i420(crop_frame)
-        h, w = crop_frame.shape[:2]
-        return cv2.cvtColor(np.ascontiguousarray(crop_frame[: h - h % 2, : w - w % 2]),
-                            cv2.COLOR_RGB2YUV_I420)
+        return cv2.cvtColor(np.ascontiguousarray(_even(crop_frame)), cv2.COLOR_RGB2YUV_I420)
 
     def render_crop(self, values: np.ndarray) -> np.ndarray:
         """The animated crop, (h, w, 3) uint8 RGB, at the rig's working resolution."""
